@@ -1,0 +1,210 @@
+"""Metric base class, the `@metric` registry decorator, and `MetricResult`.
+
+A metric is a class with a pydantic `Params` model (validated when the config loads) and an
+`async execute(item) -> MetricResult`. The registry resolves config keys (or dotted paths) to
+metric classes, the same way sources and extractors resolve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import ConfigError
+from shared.evaluation.item import DatasetItem
+from shared.registry import Registry
+
+MetricKind = Literal["heuristic", "llm"]
+ScoreType = Literal["numeric", "boolean", "categorical"]
+
+
+class MetricStatus(StrEnum):
+    """What happened to one (item, metric) pair.
+
+    ok: scored. error: the metric failed (item stays unscored for it). skipped: not applicable
+    (a required field is missing; recorded, since a rerun would not change that). deferred: not
+    attempted this run (budget reached, circuit open); a later run picks it up.
+    """
+
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+
+
+class MetricResult(BaseModel):
+    """What one metric says about one item. Failures are rows with `error`, never None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float | None = None
+    passed: bool | None = None
+    threshold: float | None = None
+    label: str | None = None
+    explanation: str = ""
+    signals: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    status: MetricStatus = MetricStatus.OK
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    model: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @classmethod
+    def failure(cls, error: str, *, signals: dict[str, Any] | None = None) -> MetricResult:
+        return cls(status=MetricStatus.ERROR, error=error, signals=signals or {})
+
+    @classmethod
+    def skipped(cls, reason: str) -> MetricResult:
+        return cls(status=MetricStatus.SKIPPED, explanation=reason)
+
+    @classmethod
+    def deferred(cls, reason: str) -> MetricResult:
+        return cls(status=MetricStatus.DEFERRED, explanation=reason)
+
+
+class MetricParams(BaseModel):
+    """Base of every metric's params: unknown keys are config errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseMetric(ABC):
+    """Subclass, decorate with `@metric(...)`, implement `execute`.
+
+    Class attributes are filled by the decorator. `higher_is_better=False` flips the pass test
+    (for example PII leakage: 0 is good). `name` is the instance's name in a monitor (defaults to
+    the key) so one metric class can run twice with different params.
+    """
+
+    key: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    required_fields: ClassVar[tuple[str, ...]] = ()
+    default_threshold: ClassVar[float | None] = None
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    kind: ClassVar[MetricKind] = "heuristic"
+    score_type: ClassVar[ScoreType] = "numeric"
+    higher_is_better: ClassVar[bool] = True
+    Params: ClassVar[type[MetricParams]] = MetricParams
+
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        self.params = params if params is not None else self.Params()
+        self.threshold = threshold if threshold is not None else self.default_threshold
+        self.name = name or self.key
+
+    # -- identity -------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """Judge model / prompt identity; part of the version. Heuristics have none."""
+        return {}
+
+    @property
+    def version(self) -> str:
+        """Short hash of key, params, threshold and provenance (DESIGN.md section 3)."""
+        blob = json.dumps(
+            {
+                "key": self.key,
+                "params": self.params.model_dump(mode="json"),
+                "threshold": self.threshold,
+                "provenance": self.provenance(),
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    # -- scoring --------------------------------------------------------------------------
+    def missing_fields(self, item: DatasetItem) -> list[str]:
+        return [name for name in self.required_fields if not item.has_field(name)]
+
+    def judge(self, score: float | None) -> bool | None:
+        """Pass/fail of a score against the threshold (None when there is no threshold)."""
+        if score is None or self.threshold is None or math.isnan(score):
+            return None
+        return score >= self.threshold if self.higher_is_better else score <= self.threshold
+
+    def result(self, score: float | None, explanation: str = "", **extra: Any) -> MetricResult:
+        """Build an OK result with `passed` and `threshold` filled consistently."""
+        return MetricResult(
+            score=score, passed=self.judge(score), threshold=self.threshold, explanation=explanation, **extra
+        )
+
+    @abstractmethod
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        """Score one item. Raise TransientError to be retried, MetricError for an error row."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most metrics hold nothing
+        """Release clients at the end of a run."""
+
+
+metric_registry: Registry[type[BaseMetric]] = Registry("metric")
+
+M = TypeVar("M", bound=type[BaseMetric])
+
+
+def metric(
+    *,
+    key: str,
+    description: str,
+    required_fields: Sequence[str] = (),
+    default_threshold: float | None = None,
+    score_range: tuple[float, float] = (0.0, 1.0),
+    kind: MetricKind = "heuristic",
+    score_type: ScoreType = "numeric",
+    higher_is_better: bool = True,
+) -> Callable[[M], M]:
+    """Register a metric class under `key` (Inspect-style registry decorator)."""
+
+    def wrap(cls: M) -> M:
+        cls.key = key
+        cls.description = description
+        cls.required_fields = tuple(required_fields)
+        cls.default_threshold = default_threshold
+        cls.score_range = score_range
+        cls.kind = kind
+        cls.score_type = score_type
+        cls.higher_is_better = higher_is_better
+        metric_registry.register(key, cls)
+        return cls
+
+    return wrap
+
+
+def build_metric(
+    key: str,
+    *,
+    params: dict[str, Any] | None = None,
+    threshold: float | None = None,
+    name: str | None = None,
+    field: str | None = None,
+) -> BaseMetric:
+    """Resolve a metric key and validate its params; errors name the config field."""
+    load_builtin_metrics()
+    cls = metric_registry.resolve(key, field=f"{field}.key" if field else "key")
+    if not (isinstance(cls, type) and issubclass(cls, BaseMetric)):
+        raise ConfigError(f"'{key}' is not a metric class", field=field)
+    try:
+        parsed = cls.Params.model_validate(params or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        where = f"{field}.params.{loc}" if field else f"params.{loc}"
+        valid = list(cls.Params.model_fields) if first["type"] == "extra_forbidden" else None
+        raise ConfigError(first["msg"], field=where, choices=valid) from None
+    return cls(parsed, threshold=threshold, name=name)
+
+
+def load_builtin_metrics() -> None:
+    """Import the shared metric modules so their decorators register them."""
+    import shared.metrics  # noqa: F401  (import for side effect: registration)

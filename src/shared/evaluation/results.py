@@ -1,0 +1,163 @@
+"""Evaluation results: one row per (item, metric), a DataFrame view and per-metric summaries."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import MetricResult, MetricStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Column order of results.csv and to_dataframe() (Axion's names for the item and score columns).
+RESULT_COLUMNS = [
+    "id",
+    "trace_id",
+    "observation_id",
+    "session_id",
+    "source_timestamp",
+    "query",
+    "actual_output",
+    "expected_output",
+    "metric_name",
+    "metric_key",
+    "metric_version",
+    "metric_score",
+    "passed",
+    "threshold",
+    "label",
+    "status",
+    "explanation",
+    "error",
+    "signals",
+    "cost_usd",
+    "latency_s",
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "input_tokens",
+    "output_tokens",
+]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One (item, metric) outcome, with the metric identity needed by sinks and the ledger."""
+
+    item: DatasetItem
+    metric_name: str
+    metric_key: str
+    metric_version: str
+    score_type: str
+    result: MetricResult
+
+    @property
+    def status(self) -> MetricStatus:
+        return self.result.status
+
+    def as_record(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "id": self.item.id,
+            "trace_id": self.item.trace_id,
+            "observation_id": self.item.observation_id,
+            "session_id": self.item.session_id,
+            "source_timestamp": self.item.source_timestamp.isoformat() if self.item.source_timestamp else None,
+            "query": self.item.query,
+            "actual_output": self.item.actual_output,
+            "expected_output": self.item.expected_output,
+            "metric_name": self.metric_name,
+            "metric_key": self.metric_key,
+            "metric_version": self.metric_version,
+            "metric_score": r.score,
+            "passed": r.passed,
+            "threshold": r.threshold,
+            "label": r.label,
+            "status": r.status.value,
+            "explanation": r.explanation,
+            "error": r.error,
+            "signals": r.signals,
+            "cost_usd": r.cost_usd,
+            "latency_s": r.latency_s,
+            "model": r.model,
+            "prompt_name": r.prompt_name,
+            "prompt_version": r.prompt_version,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+        }
+
+
+class MetricSummary(BaseModel):
+    """Aggregate of one metric over a run. Errors/skips/deferrals are not part of n or mean."""
+
+    n: int = 0
+    mean: float | None = None
+    median: float | None = None
+    min: float | None = None
+    max: float | None = None
+    pass_rate: float | None = None
+    errors: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class EvaluationResult:
+    rows: list[ResultRow] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[ResultRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def extend(self, rows: Iterable[ResultRow]) -> None:
+        self.rows.extend(rows)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame([row.as_record() for row in self.rows], columns=RESULT_COLUMNS)
+
+    def metric_names(self) -> list[str]:
+        return list(dict.fromkeys(row.metric_name for row in self.rows))
+
+    def count(self, status: MetricStatus) -> int:
+        return sum(1 for row in self.rows if row.status is status)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(row.result.cost_usd for row in self.rows)
+
+    def summary(self) -> dict[str, MetricSummary]:
+        out: dict[str, MetricSummary] = {}
+        for name in self.metric_names():
+            rows = [row for row in self.rows if row.metric_name == name]
+            out[name] = summarise(rows)
+        return out
+
+
+def summarise(rows: list[ResultRow]) -> MetricSummary:
+    ok = [r for r in rows if r.status is MetricStatus.OK]
+    scores = [r.result.score for r in ok if r.result.score is not None and math.isfinite(r.result.score)]
+    judged = [r.result.passed for r in ok if r.result.passed is not None]
+    return MetricSummary(
+        n=len(ok),
+        mean=round(statistics.fmean(scores), 6) if scores else None,
+        median=round(statistics.median(scores), 6) if scores else None,
+        min=min(scores) if scores else None,
+        max=max(scores) if scores else None,
+        pass_rate=round(sum(judged) / len(judged), 6) if judged else None,
+        errors=sum(1 for r in rows if r.status is MetricStatus.ERROR),
+        skipped=sum(1 for r in rows if r.status is MetricStatus.SKIPPED),
+        deferred=sum(1 for r in rows if r.status is MetricStatus.DEFERRED),
+        cost_usd=round(sum(r.result.cost_usd for r in rows), 6),
+    )

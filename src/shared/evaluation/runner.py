@@ -1,0 +1,101 @@
+"""The runner: every (item, metric) pair, at bounded concurrency, with timeouts and retries.
+
+One failing pair never stops the rest: a failure becomes an error row (DESIGN.md section 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import MetricError
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import BaseMetric, MetricResult, MetricStatus
+from shared.evaluation.results import EvaluationResult, ResultRow
+from shared.retry import async_retrying
+
+
+class EvaluationConfig(BaseModel):
+    """How hard to push the metrics. Also the `evaluation:` block of a monitor config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(default=8, gt=0, le=1024, description="(item, metric) pairs in flight")
+    timeout_s: float = Field(default=60.0, gt=0, description="per attempt of one metric on one item")
+    retries: int = Field(default=2, ge=0, le=10, description="extra attempts on transient errors")
+    max_error_rate: float = Field(default=0.2, ge=0, le=1, description="above this the run fails")
+    max_cost_usd: float | None = Field(default=None, ge=0, description="judge budget for one run")
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    """An item and the metric names still to run on it (None: all of them)."""
+
+    item: DatasetItem
+    metric_names: frozenset[str] | None = None
+
+    def wants(self, metric_name: str) -> bool:
+        return self.metric_names is None or metric_name in self.metric_names
+
+
+ProgressCallback = Callable[[int], None]
+
+
+async def evaluate(
+    items: Sequence[PendingItem | DatasetItem],
+    metrics: Sequence[BaseMetric],
+    config: EvaluationConfig | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> EvaluationResult:
+    """Score items with metrics. Returns one row per wanted pair, in item then metric order.
+
+    DATAFLOW: pairs (item x wanted metric) -> semaphore(concurrency) -> required-field check ->
+    retry(timeout(metric.execute)) -> ResultRow (ok | error | skipped | deferred).
+    """
+    config = config or EvaluationConfig()
+    pending = [p if isinstance(p, PendingItem) else PendingItem(p) for p in items]
+    semaphore = asyncio.Semaphore(config.concurrency)
+
+    async def run_pair(item: DatasetItem, metric: BaseMetric) -> ResultRow:
+        async with semaphore:
+            outcome = await _score(item, metric, config)
+        if on_progress is not None:
+            on_progress(1)
+        return ResultRow(
+            item=item,
+            metric_name=metric.name,
+            metric_key=metric.key,
+            metric_version=metric.version,
+            score_type=metric.score_type,
+            result=outcome,
+        )
+
+    tasks = [run_pair(p.item, m) for p in pending for m in metrics if p.wants(m.name)]
+    return EvaluationResult(rows=list(await asyncio.gather(*tasks)))
+
+
+async def _score(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig) -> MetricResult:
+    missing = metric.missing_fields(item)
+    if missing:
+        return MetricResult.skipped(f"missing required field(s): {', '.join(missing)}")
+    started = time.perf_counter()
+    try:
+        async for attempt in async_retrying(config.retries + 1):
+            with attempt:
+                result = await asyncio.wait_for(metric.execute(item), timeout=config.timeout_s)
+    except MetricError as exc:
+        result = MetricResult.failure(str(exc), signals=exc.signals)
+    except TimeoutError:
+        result = MetricResult.failure(f"timed out after {config.timeout_s:g}s")
+    except Exception as exc:  # one broken pair must not stop the run: it becomes an error row
+        result = MetricResult.failure(f"{type(exc).__name__}: {exc}")
+    if result.status is MetricStatus.OK and result.threshold is None:
+        result.threshold = metric.threshold
+    if not result.latency_s:
+        result.latency_s = round(time.perf_counter() - started, 6)
+    return result

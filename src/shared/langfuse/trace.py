@@ -1,0 +1,334 @@
+"""One normalised trace model, whatever the trace came from.
+
+Langfuse v4 observation rows (`GET /api/public/v2/observations`, grouped by `traceId`) and the
+older trace-with-observations shape (`GET /api/public/traces/{id}`) both become a `Trace`, so
+extractors and notebooks never care where a trace came from.
+
+Access is forgiving, because traces are written by many hands: `trace.recommendation` finds the
+step (observations sharing a name) `recommendation`, `Recommendation` or `recommendation-step`;
+`trace.created_at` finds `createdAt`; `trace.recommendation.generation.output` is the output of
+that step's GENERATION. Missing things are `None`, never an exception, in dot access.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.evaluation.item import to_utc
+
+
+def normalise_key(name: str) -> str:
+    """`created_at`, `createdAt`, `Created-At` -> `createdat` (for tolerant lookups)."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def parse_jsonish(value: Any) -> Any:
+    """v2 returns input/output as raw strings: parse JSON where it parses, else keep the text."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[", '"') or text in ("true", "false", "null") or _is_number(text):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value
+    return value
+
+
+def _is_number(text: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text))
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if isinstance(value, str) and value:
+        try:
+            return to_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+class Record:
+    """Tolerant attribute access over a camelCase mapping."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+        self._index = {normalise_key(k): k for k in self._data}
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._data
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self._data:
+            return self._data[name]
+        key = self._index.get(normalise_key(name))
+        return self._data[key] if key is not None else default
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+
+class Observation(Record):
+    """One observation (SPAN, GENERATION, EVENT, ...). input/output/metadata are parsed JSON."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        data = dict(data)
+        for field in ("input", "output", "metadata"):
+            if field in data:
+                data[field] = parse_jsonish(data[field])
+        super().__init__(data)
+
+    @property
+    def id(self) -> str | None:
+        value = self.get("id")
+        return str(value) if value not in (None, "") else None
+
+    @property
+    def trace_id(self) -> str | None:
+        value = self.get("traceId")
+        return str(value) if value not in (None, "") else None
+
+    @property
+    def type(self) -> str:
+        return str(self.get("type") or "").upper()
+
+    @property
+    def name(self) -> str:
+        return str(self.get("name") or "")
+
+    @property
+    def input(self) -> Any:
+        return self.get("input")
+
+    @property
+    def output(self) -> Any:
+        return self.get("output")
+
+    @property
+    def metadata(self) -> Any:
+        return self.get("metadata")
+
+    @property
+    def start_time(self) -> datetime | None:
+        return parse_time(self.get("startTime"))
+
+    @property
+    def end_time(self) -> datetime | None:
+        return parse_time(self.get("endTime"))
+
+    @property
+    def is_root(self) -> bool:
+        flag = self.get("isRootObservation")
+        if flag is not None:
+            return bool(flag)
+        return not self.get("parentObservationId")
+
+    @property
+    def latency_s(self) -> float | None:
+        latency = self.get("latency")
+        if isinstance(latency, int | float):
+            return float(latency) / 1000.0 if latency > 1000 and self.get("latencyMs") else float(latency)
+        start, end = self.start_time, self.end_time
+        return (end - start).total_seconds() if start and end else None
+
+    def __repr__(self) -> str:
+        return f"Observation({self.type} {self.name!r} id={self.id})"
+
+
+class Step:
+    """The observations of a trace that share a name, in start order."""
+
+    def __init__(self, name: str, observations: list[Observation], patterns: Any = None) -> None:
+        self.name = name
+        self.observations = observations
+        self._patterns = patterns
+
+    def __iter__(self) -> Iterator[Observation]:
+        return iter(self.observations)
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    def of_type(self, type_: str) -> Observation | None:
+        wanted = type_.upper()
+        return next((o for o in self.observations if o.type == wanted), None)
+
+    @property
+    def first(self) -> Observation | None:
+        return self.observations[0] if self.observations else None
+
+    @property
+    def last(self) -> Observation | None:
+        return self.observations[-1] if self.observations else None
+
+    @property
+    def generation(self) -> Observation | None:
+        return self.of_type("GENERATION")
+
+    @property
+    def span(self) -> Observation | None:
+        return self.of_type("SPAN")
+
+    @property
+    def input(self) -> Any:
+        return self.first.input if self.first else None
+
+    @property
+    def output(self) -> Any:
+        return self.last.output if self.last else None
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """Prompt variables pulled from this step's input by the implementation's prompt patterns."""
+        if self._patterns is None or self.first is None:
+            return {}
+        extracted: dict[str, str] = self._patterns.extract(self.name, prompt_text(self.first.input))
+        return extracted
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        found = self.of_type(name)
+        if found is not None:
+            return found
+        return self.last.get(name) if self.last else None
+
+    def __repr__(self) -> str:
+        return f"Step({self.name!r}, {len(self.observations)} observation(s))"
+
+
+class Trace(Record):
+    """A trace: its own fields (from the root observation or a v3 trace) plus observations."""
+
+    def __init__(
+        self, data: Mapping[str, Any], observations: Iterable[Observation] = (), patterns: Any = None
+    ) -> None:
+        data = dict(data)
+        for field in ("input", "output", "metadata"):
+            if field in data:
+                data[field] = parse_jsonish(data[field])
+        super().__init__(data)
+        self.observations: list[Observation] = sorted(
+            observations, key=lambda o: (o.start_time is None, o.start_time or datetime.min.replace(tzinfo=None))
+        )
+        self.patterns = patterns
+        self._steps: dict[str, Step] | None = None
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_observations(cls, rows: Iterable[Mapping[str, Any]], patterns: Any = None) -> Trace:
+        """A trace from v2 observation rows of one traceId; the root observation carries I/O."""
+        observations = [Observation(r) for r in rows]
+        if not observations:
+            raise ValueError("a trace needs at least one observation")
+        root = next((o for o in observations if o.is_root), None)
+        base = root or observations[0]
+        data: dict[str, Any] = {
+            "id": base.trace_id,
+            "name": base.get("traceName") or (root.name if root else None),
+            "timestamp": base.get("startTime"),
+            "input": root.input if root else None,
+            "output": root.output if root else None,
+            "metadata": root.metadata if root else None,
+            "userId": base.get("userId"),
+            "sessionId": base.get("sessionId"),
+            "environment": base.get("environment"),
+            "tags": base.get("tags") or [],
+            "release": base.get("release"),
+            "rootObservationId": root.id if root else None,
+        }
+        return cls(data, observations, patterns)
+
+    @classmethod
+    def from_v3(cls, payload: Mapping[str, Any], patterns: Any = None) -> Trace:
+        """A trace from the v3 / export shape: trace fields plus an `observations` list."""
+        data = {k: v for k, v in payload.items() if k != "observations"}
+        rows = payload.get("observations") or []
+        observations = [Observation({**o, "traceId": o.get("traceId") or data.get("id")}) for o in rows]
+        return cls(data, observations, patterns)
+
+    # -- access ------------------------------------------------------------------------
+    @property
+    def id(self) -> str | None:
+        value = self.get("id")
+        return str(value) if value not in (None, "") else None
+
+    @property
+    def name(self) -> str | None:
+        return self.get("name")
+
+    @property
+    def timestamp(self) -> datetime | None:
+        return parse_time(self.get("timestamp")) or (
+            self.observations[0].start_time if self.observations else None
+        )
+
+    @property
+    def root(self) -> Observation | None:
+        return next((o for o in self.observations if o.is_root), None)
+
+    @property
+    def steps(self) -> dict[str, Step]:
+        if self._steps is None:
+            grouped: dict[str, list[Observation]] = {}
+            for obs in self.observations:
+                grouped.setdefault(obs.name, []).append(obs)
+            self._steps = {name: Step(name, obs, self.patterns) for name, obs in grouped.items()}
+        return self._steps
+
+    def step(self, name: str) -> Step | None:
+        if name in self.steps:
+            return self.steps[name]
+        wanted = normalise_key(name)
+        for step_name, step in self.steps.items():
+            if normalise_key(step_name) == wanted:
+                return step
+        for step_name, step in self.steps.items():  # `recommendation` finds `recommendation-step`
+            if normalise_key(step_name).startswith(wanted):
+                return step
+        return None
+
+    def observation(self, observation_id: str) -> Observation | None:
+        return next((o for o in self.observations if o.id == observation_id), None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = self.get(name)
+        if value is not None:
+            return value
+        return self.step(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The v3/export shape, so `TraceCollection.save_json` round-trips."""
+        return {**self.raw, "observations": [o.raw for o in self.observations]}
+
+    def __repr__(self) -> str:
+        return f"Trace(id={self.id!r}, name={self.name!r}, {len(self.observations)} observation(s))"
+
+
+def prompt_text(value: Any) -> str:
+    """Flatten a prompt input (string, chat messages, dict) into text for pattern matching."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(prompt_text(m.get("content") if isinstance(m, dict) else m) for m in value)
+    if isinstance(value, dict):
+        for key in ("prompt", "content", "text", "messages"):
+            if key in value:
+                return prompt_text(value[key])
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -1,0 +1,1 @@
+"""Monitoring: config, sources, sampling, the ledger, publishing, and the OnlineMonitor."""

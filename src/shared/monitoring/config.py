@@ -1,0 +1,217 @@
+"""Monitor configuration: the YAML schema (pydantic models) and its loader.
+
+Loading is strict: unknown keys, unknown plug-ins, inline secrets and missing sampling sizes are
+config errors naming the file and the field path (DESIGN.md section 6), raised before any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.evaluation.runner import EvaluationConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WindowConfig(Strict):
+    """`[now - lookback, now - settle]`, or explicit `since`/`until` (UTC, ISO 8601)."""
+
+    lookback_minutes: float = Field(default=70.0, gt=0)
+    settle_minutes: float = Field(default=10.0, ge=0)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class SourceConfig(BaseModel):
+    """`type` picks the source; the other keys are validated by that source's own Params model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+    key: str | None = Field(default=None, pattern=NAME_PATTERN, description="source_key of item identity")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+SamplingStrategy = Literal["all", "random", "most_recent", "oldest", "rate", "stratified"]
+
+
+class SamplingConfig(Strict):
+    strategy: SamplingStrategy = "all"
+    n: int | None = Field(default=None, gt=0, description="sample size (random, most_recent, oldest)")
+    rate: float | None = Field(default=None, gt=0, le=1, description="share of items kept (rate)")
+    seed: int = 0
+    field: str | None = Field(default=None, description="field path to stratify by (stratified)")
+    min_per_stratum: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> SamplingConfig:
+        if self.strategy in ("random", "most_recent", "oldest", "stratified") and self.n is None:
+            raise ValueError(f"sampling strategy '{self.strategy}' needs 'n' (the sample size)")
+        if self.strategy == "rate" and self.rate is None:
+            raise ValueError("sampling strategy 'rate' needs 'rate' (a share between 0 and 1)")
+        if self.strategy == "stratified" and not self.field:
+            raise ValueError("sampling strategy 'stratified' needs 'field' (the field path to stratify by)")
+        return self
+
+
+class MetricSpec(Strict):
+    key: str = Field(min_length=1, description="registry key or dotted path of the metric class")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="defaults to the key")
+    threshold: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DedupConfig(Strict):
+    store: Literal["csv", "postgres", "none"] = "csv"
+    path: str = "data/scored_items.csv"
+    lock_timeout_s: float = Field(default=600.0, ge=0, description="wait this long for another run")
+    claim_ttl_s: float = Field(default=900.0, gt=0, description="lease of a worker's claims (postgres)")
+
+
+class LocalPublishConfig(Strict):
+    dir: str = "data/runs"
+
+
+class PostgresPublishConfig(Strict):
+    enabled: bool = True
+
+
+class LangfusePublishConfig(Strict):
+    enabled: bool = True
+    environment: str | None = None
+    experiment: bool = False
+    dataset_name: str | None = None
+
+
+class PublishConfig(Strict):
+    local: LocalPublishConfig = Field(default_factory=LocalPublishConfig)
+    postgres: PostgresPublishConfig = Field(default_factory=lambda: PostgresPublishConfig(enabled=False))
+    langfuse: LangfusePublishConfig = Field(default_factory=lambda: LangfusePublishConfig(enabled=False))
+
+    @field_validator("postgres", "langfuse", mode="before")
+    @classmethod
+    def _bool_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
+class AlertRule(Strict):
+    metric: str
+    stat: Literal["mean", "pass_rate", "error_rate"] = "mean"
+    op: Literal["<", "<=", ">", ">="] = "<"
+    threshold: float
+    min_n: int = Field(default=10, ge=1, description="no alert below this many scored items")
+
+
+class AlertsConfig(Strict):
+    channel: str | None = Field(default=None, description="Slack channel; default SLACK_ALERT_CHANNEL")
+    rules: list[AlertRule] = Field(default_factory=list)
+    worst_items: int = Field(default=5, ge=0, le=20)
+    trace_url_template: str | None = Field(default=None, description="e.g. https://host/trace/{trace_id}")
+
+
+class ScheduleConfig(Strict):
+    interval_minutes: float | None = Field(default=None, gt=0)
+    cron: str | None = None
+    misfire_grace_s: int = Field(default=1800, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleConfig:
+        if (self.interval_minutes is None) == (self.cron is None):
+            raise ValueError("schedule needs exactly one of 'interval_minutes' or 'cron'")
+        return self
+
+
+class MonitorConfig(Strict):
+    monitor: str = Field(pattern=NAME_PATTERN, description="monitor name: part of every item key")
+    description: str = ""
+    plugins: list[str] = Field(default_factory=list, description="modules imported to register metrics")
+    item_level: Literal["trace", "observation"] = "trace"
+    source: SourceConfig
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    extractor: str = Field(default="default", description="'default' or a dotted path to record -> item")
+    extractor_fields: dict[str, str] = Field(default_factory=dict, description="field paths, default extractor")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    limit: int | None = Field(default=None, gt=0, description="cap on new items taken in one run")
+    metrics: list[MetricSpec] = Field(min_length=1)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique_metric_names(self) -> MonitorConfig:
+        seen: set[str] = set()
+        for spec in self.metrics:
+            name = spec.name or spec.key
+            if name in seen:
+                raise ValueError(f"metric name '{name}' appears twice; give one of them a 'name'")
+            seen.add(name)
+        return self
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+SECRET_KEY_PATTERN = re.compile(r"(secret|password|passwd|token|api_?key|private_?key|credential)", re.I)
+SECRET_VALUE_PATTERN = re.compile(
+    r"(sk-lf-[\w-]{6,}|sk-[A-Za-z0-9_-]{20,}|xox[abposr]-[\w-]{6,}|lf-whsec_\w+|"
+    r"postgres(?:ql)?://[^:/@\s]+:[^@\s]+@)"
+)
+
+
+def model_at(path: tuple[str | int, ...], root: type[BaseModel] = MonitorConfig) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path` (to list valid keys in errors)."""
+    model: Any = root
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _inner_model(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
+    """A path as given, or a bare name resolved under src/implementations/*/config/."""
+    from shared.errors import ConfigError
+
+    direct = Path(name_or_path)
+    if direct.is_file():
+        return direct
+    stem = direct.name.removesuffix(".yaml").removesuffix(".yml")
+    roots = [Path(__file__).resolve().parents[2] / "implementations"]
+    if search_root is not None:
+        roots.insert(0, search_root / "src" / "implementations")
+    candidates: list[Path] = []
+    for root in roots:
+        for suffix in (".yaml", ".yml"):
+            candidates.extend(sorted(root.glob(f"*/config/{stem}{suffix}")))
+    if candidates:
+        return candidates[0]
+    known = sorted({p.stem for root in roots for p in root.glob("*/config/*.y*ml")})
+    raise ConfigError(f"no config file '{name_or_path}'", choices=known)

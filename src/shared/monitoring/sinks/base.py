@@ -1,0 +1,43 @@
+"""The sink plug-in point: `publish(run, results) -> SinkReport`, idempotent.
+
+A sink reports, per (item id, metric name), what it durably stored. The ledger records only pairs
+that every required sink stored (DESIGN.md section 3), so a sink must never claim a pair it did
+not confirm.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from shared.evaluation.results import EvaluationResult
+from shared.monitoring.run_context import RunContext
+
+PairKey = tuple[str, str]  # (item id, metric name)
+
+
+@dataclass
+class SinkReport:
+    sink: str
+    stored: set[PairKey] = field(default_factory=set)
+    error: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Sink(ABC):
+    name: str = ""
+    required: bool = True  # a required sink's failure keeps pairs out of the ledger
+
+    async def check(self, run: RunContext) -> None:  # noqa: B027 - optional hook
+        """Fail fast before any work (credentials, reachability, schema present)."""
+
+    @abstractmethod
+    async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
+        """Store results; return exactly the pairs confirmed stored. Never raise for data errors."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""

@@ -1,0 +1,90 @@
+"""The source plug-in point: `fetch(window) -> AsyncIterator[record]`, with a declared ordering.
+
+A source turns a window into raw records (a `Trace`, a table row, a Slack thread) page by page;
+extractors turn records into DatasetItems. Sources register by `type` key, or are named by
+dotted path in YAML; each validates its own `Params` model at config load.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.errors import ConfigError
+from shared.monitoring.window import Window
+from shared.registry import Registry
+from shared.settings import Settings
+
+Ordering = Literal["newest_first", "oldest_first", "unordered"]
+
+
+class SourceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class SourceStats:
+    """What a source reports about a fetch: requests made, and whether it stopped early."""
+
+    requests: int = 0
+    more_available: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DataSource(ABC):
+    type: ClassVar[str] = ""
+    ordering: ClassVar[Ordering] = "unordered"
+    Params: ClassVar[type[SourceParams]] = SourceParams
+
+    def __init__(self, params: SourceParams, *, settings: Settings, base_dir: Path, key: str | None = None) -> None:
+        self.params = params
+        self.settings = settings
+        self.base_dir = base_dir
+        self._key = key
+        self.stats = SourceStats()
+
+    @property
+    def source_key(self) -> str:
+        """The source part of item identity (DESIGN.md section 3); `source.key` overrides it."""
+        return self._key or self.default_key()
+
+    def default_key(self) -> str:
+        return self.type
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast (SourceError/ConfigError) before any work, e.g. on bad credentials."""
+
+    @abstractmethod
+    def fetch(self, window: Window) -> AsyncIterator[Any]:
+        """Yield raw records of the window, page by page (bounded memory)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients."""
+
+
+source_registry: Registry[type[DataSource]] = Registry("source type")
+source_registry.register_lazy("file", "shared.monitoring.sources.file:FileDataSource")
+source_registry.register_lazy("langfuse", "shared.langfuse.source:LangfuseDataSource")
+source_registry.register_lazy("slack", "shared.slack.source:SlackDataSource")
+
+
+def build_source(
+    type_: str, params: dict[str, Any], *, settings: Settings, base_dir: Path, key: str | None = None
+) -> DataSource:
+    cls = source_registry.resolve(type_, field="source.type")
+    if not (isinstance(cls, type) and issubclass(cls, DataSource)):
+        raise ConfigError(f"'{type_}' is not a DataSource class", field="source.type")
+    try:
+        parsed = cls.Params.model_validate(params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        valid = [*cls.Params.model_fields, "type", "key"] if first["type"] == "extra_forbidden" else None
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigError(msg, field=f"source.{loc}", choices=valid) from None
+    return cls(parsed, settings=settings, base_dir=base_dir, key=key)
