@@ -78,7 +78,7 @@ class Registry(Generic[T]):
             self._items.setdefault(name, value)
             return self._items[name]
         if looks_dotted(name):
-            return import_dotted(name, field=field)  # type: ignore[no-any-return]
+            return import_dotted(name, field=field)
         raise ConfigError(f"unknown {self.kind} '{name}'", field=field, choices=self.keys())
 
 

@@ -43,4 +43,4 @@ def load_settings(implementation_dir: Path | None = None) -> Settings:
     if implementation_dir is not None:
         env_files.append(implementation_dir / ".env")
     existing = tuple(str(p) for p in env_files if p.is_file())
-    return Settings(_env_file=existing or None)  # type: ignore[call-arg]
+    return Settings(_env_file=existing or None)

@@ -1,8 +1,11 @@
 """The evaluation core: items, metrics and their registry, the runner, and results."""
 
+from shared.evaluation.config import EvaluationConfig
 from shared.evaluation.item import DatasetItem, Message, ToolCall
 from shared.evaluation.metric import (
     BaseMetric,
+    CostEstimate,
+    MetricContext,
     MetricParams,
     MetricResult,
     MetricStatus,
@@ -11,14 +14,16 @@ from shared.evaluation.metric import (
     metric_registry,
 )
 from shared.evaluation.results import EvaluationResult, MetricSummary, ResultRow
-from shared.evaluation.runner import EvaluationConfig, PendingItem, evaluate
+from shared.evaluation.runner import PendingItem, evaluate
 
 __all__ = [
     "BaseMetric",
+    "CostEstimate",
     "DatasetItem",
     "EvaluationConfig",
     "EvaluationResult",
     "Message",
+    "MetricContext",
     "MetricParams",
     "MetricResult",
     "MetricStatus",

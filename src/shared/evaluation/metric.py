@@ -12,14 +12,18 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import ConfigError
+from shared.evaluation.config import EvaluationConfig
 from shared.evaluation.item import DatasetItem
 from shared.registry import Registry
+from shared.settings import Settings
 
 MetricKind = Literal["heuristic", "llm"]
 ScoreType = Literal["numeric", "boolean", "categorical"]
@@ -71,6 +75,27 @@ class MetricResult(BaseModel):
     @classmethod
     def deferred(cls, reason: str) -> MetricResult:
         return cls(status=MetricStatus.DEFERRED, explanation=reason)
+
+
+@dataclass
+class MetricContext:
+    """Run-scoped resources handed to `BaseMetric.setup` (settings, budget, shared clients).
+
+    `shared` holds objects that several metrics of one run must share, such as the judge budget
+    or rate limiter; metrics create them with `shared.setdefault(key, factory())`.
+    """
+
+    settings: Settings = field(default_factory=Settings)
+    base_dir: Path = field(default_factory=Path.cwd)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    dry_run: bool = False
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    calls: int = 0
+    cost_usd: float = 0.0
 
 
 class MetricParams(BaseModel):
@@ -139,6 +164,13 @@ class BaseMetric(ABC):
         return MetricResult(
             score=score, passed=self.judge(score), threshold=self.threshold, explanation=explanation, **extra
         )
+
+    async def setup(self, context: MetricContext) -> None:  # noqa: B027 - optional hook
+        """Called once per run before any `execute` (open clients, join the shared budget)."""
+
+    def estimate(self, items: Sequence[DatasetItem]) -> CostEstimate:
+        """Calls and cost this metric would make on `items` (printed by `--dry-run`)."""
+        return CostEstimate()
 
     @abstractmethod
     async def execute(self, item: DatasetItem) -> MetricResult:

@@ -211,16 +211,15 @@ class Step:
 class Trace(Record):
     """A trace: its own fields (from the root observation or a v3 trace) plus observations."""
 
-    def __init__(
-        self, data: Mapping[str, Any], observations: Iterable[Observation] = (), patterns: Any = None
-    ) -> None:
+    def __init__(self, data: Mapping[str, Any], observations: Iterable[Observation] = (), patterns: Any = None) -> None:
         data = dict(data)
         for field in ("input", "output", "metadata"):
             if field in data:
                 data[field] = parse_jsonish(data[field])
         super().__init__(data)
         self.observations: list[Observation] = sorted(
-            observations, key=lambda o: (o.start_time is None, o.start_time or datetime.min.replace(tzinfo=None))
+            observations,
+            key=lambda o: (o.start_time is None, o.start_time or datetime.min.replace(tzinfo=None)),
         )
         self.patterns = patterns
         self._steps: dict[str, Step] | None = None
@@ -270,9 +269,7 @@ class Trace(Record):
 
     @property
     def timestamp(self) -> datetime | None:
-        return parse_time(self.get("timestamp")) or (
-            self.observations[0].start_time if self.observations else None
-        )
+        return parse_time(self.get("timestamp")) or (self.observations[0].start_time if self.observations else None)
 
     @property
     def root(self) -> Observation | None:

@@ -50,9 +50,7 @@ class ScoredItemsStore(ABC):
         await self.close()
 
     @abstractmethod
-    async def filter_unscored(
-        self, items: Sequence[DatasetItem], versions: Mapping[str, str]
-    ) -> list[PendingItem]:
+    async def filter_unscored(self, items: Sequence[DatasetItem], versions: Mapping[str, str]) -> list[PendingItem]:
         """Items with at least one metric whose current version is not recorded, and which ones."""
 
     @abstractmethod
@@ -66,9 +64,7 @@ class ScoredItemsStore(ABC):
 class NullStore(ScoredItemsStore):
     """`dedup.store: none`: everything is always new (for notebooks and experiments)."""
 
-    async def filter_unscored(
-        self, items: Sequence[DatasetItem], versions: Mapping[str, str]
-    ) -> list[PendingItem]:
+    async def filter_unscored(self, items: Sequence[DatasetItem], versions: Mapping[str, str]) -> list[PendingItem]:
         return [PendingItem(item) for item in items]
 
     async def record(self, entries: Sequence[LedgerEntry]) -> int:

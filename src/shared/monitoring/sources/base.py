@@ -37,7 +37,7 @@ class SourceStats:
 
 
 class DataSource(ABC):
-    type: ClassVar[str] = ""
+    type_key: ClassVar[str] = ""
     ordering: ClassVar[Ordering] = "unordered"
     Params: ClassVar[type[SourceParams]] = SourceParams
 
@@ -54,7 +54,7 @@ class DataSource(ABC):
         return self._key or self.default_key()
 
     def default_key(self) -> str:
-        return self.type
+        return self.type_key
 
     async def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast (SourceError/ConfigError) before any work, e.g. on bad credentials."""
