@@ -39,6 +39,9 @@ class SourceStats:
 class DataSource(ABC):
     type_key: ClassVar[str] = ""
     ordering: ClassVar[Ordering] = "unordered"
+    # Dotted path of the extractor used when the config says `extractor: default`; None means the
+    # generic field-path extractor (shared.monitoring.extractors) over Trace or mapping records.
+    default_extractor: ClassVar[str | None] = None
     Params: ClassVar[type[SourceParams]] = SourceParams
 
     def __init__(self, params: SourceParams, *, settings: Settings, base_dir: Path, key: str | None = None) -> None:
