@@ -39,5 +39,8 @@ class Sink(ABC):
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
         """Store results; return exactly the pairs confirmed stored. Never raise for data errors."""
 
+    async def finish(self, run: RunContext, summary: dict[str, object]) -> None:  # noqa: B027 - optional hook
+        """Record the run's final status and counts (best effort, after the ledger)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""

@@ -27,6 +27,14 @@ class SourceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass(frozen=True)
+class InvalidRecord:
+    """Yielded in place of a record that cannot be read (no id, bad JSON): counted, never fatal."""
+
+    reason: str
+    ref: str = ""
+
+
 @dataclass
 class SourceStats:
     """What a source reports about a fetch: requests made, and whether it stopped early."""

@@ -1,0 +1,262 @@
+"""The `evalmon` command (DESIGN.md section 7).
+
+Exit codes: 0 ok (also when nothing was new), 1 the run failed or partly failed, 2 usage or
+config error. `--json` prints only the RunSummary on stdout; logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.errors import ConfigError, EvalmonError
+from shared.logs import configure_logging
+
+app = typer.Typer(
+    name="evalmon",
+    help="Score the production behaviour of LLM applications on a schedule.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ledger_app = typer.Typer(help="Inspect and maintain the CSV ledger of scored items.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, bool] = {"debug": False}
+
+T = TypeVar("T")
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command body: config errors exit 2 in one line, other failures exit 1.
+
+    Tracebacks only with --debug: users see what to fix, not our internals.
+    """
+    try:
+        return action()
+    except ConfigError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]config error:[/red] {exc.one_line()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except EvalmonError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+) -> None:
+    _state["debug"] = debug
+    configure_logging(verbose=verbose or debug, quiet=quiet)
+
+
+def parse_time_option(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    from shared.monitoring.window import parse_iso
+
+    return parse_iso(value, field=name)
+
+
+@app.command()
+def run(
+    config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Fetch, sample, evaluate, write local files only.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the RunSummary JSON on stdout.")] = False,
+    since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many new items this run.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: path=value.")] = None,
+) -> None:
+    """Run a monitor once over its window."""
+
+    def body() -> int:
+        from shared.monitoring.monitor import OnlineMonitor
+        from shared.monitoring.progress import make_reporter
+
+        monitor = OnlineMonitor.from_yaml(config, overrides=set_ or [])
+        summary = monitor.run(
+            since=parse_time_option(since, "--since"),
+            until=parse_time_option(until, "--until"),
+            dry_run=dry_run,
+            limit=limit,
+            reporter=make_reporter(),
+        )
+        if as_json:
+            sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+        else:
+            print_summary(summary)
+        return summary.exit_code()
+
+    raise typer.Exit(guarded(body))
+
+
+def print_summary(summary: Any) -> None:
+    """The human view of a RunSummary."""
+    c = summary.counts
+    colour = {"ok": "green", "dry_run": "cyan", "partial": "yellow", "failed": "red"}[summary.status]
+    out.print(f"[bold]{summary.monitor}[/bold]  run {summary.run_id}  [{colour}]{summary.status}[/{colour}]")
+    out.print(f"window {summary.window['since']} .. {summary.window['until']}")
+    out.print(
+        f"fetched {c.fetched}  invalid {c.invalid}  already scored {c.duplicates}  sampled {c.sampled}  "
+        f"evaluated {c.evaluated}  metric errors {c.metric_errors}  recorded {c.recorded}"
+        + (f"  published postgres {c.published_postgres}" if c.published_postgres else "")
+        + (f"  published langfuse {c.published_langfuse}" if c.published_langfuse else "")
+        + ("  (more available: raise --limit)" if c.more_available else "")
+    )
+    if summary.estimate:
+        out.print(
+            f"judge calls planned {summary.estimate.judge_calls}, estimated cost ${summary.estimate.cost_usd:.4f}"
+        )
+    if summary.metrics:
+        table = Table("metric", "n", "mean", "pass rate", "errors", "skipped")
+        for name, m in summary.metrics.items():
+            table.add_row(
+                name,
+                str(m.n),
+                "-" if m.mean is None else f"{m.mean:.3f}",
+                "-" if m.pass_rate is None else f"{m.pass_rate:.1%}",
+                str(m.errors),
+                str(m.skipped),
+            )
+        out.print(table)
+    elif c.sampled == 0:
+        out.print("nothing new to score")
+    for alert in summary.alerts:
+        out.print(f"[yellow]alert:[/yellow] {alert.get('message', alert)}")
+    if summary.cost_usd:
+        out.print(f"cost ${summary.cost_usd:.4f}")
+    for error in summary.errors:
+        out.print(f"[red]error:[/red] {error}", highlight=False)
+    out.print(f"results: {summary.results_dir}")
+
+
+@app.command()
+def validate(configs: Annotated[list[str], typer.Argument(help="Config files or bare names.")]) -> None:
+    """Check configs without fetching anything: schema, plug-ins, metrics, extractor."""
+    from shared.monitoring.monitor import OnlineMonitor
+
+    failed = 0
+    for name in configs:
+        try:
+            monitor = OnlineMonitor.from_yaml(name)
+        except ConfigError as exc:
+            failed += 1
+            err.print(f"[red]config error:[/red] {exc.one_line()}", highlight=False, soft_wrap=True)
+            continue
+        out.print(f"ok  {monitor.name}  ({monitor.config_path}; {len(monitor.metrics)} metrics)", highlight=False)
+    raise typer.Exit(2 if failed else 0)
+
+
+@app.command()
+def metrics(
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Also import this module (e.g. implementations.athena.metrics)."),
+    ] = None,
+    config: Annotated[str | None, typer.Option(help="Also load the plug-ins this config names.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the registered metrics."""
+
+    def body() -> None:
+        import importlib
+
+        from shared.evaluation.metric import load_builtin_metrics, metric_registry
+
+        load_builtin_metrics()
+        modules = list(plugin or [])
+        if config:
+            from shared.monitoring.loader import load_monitor_config
+
+            modules += load_monitor_config(config).config.plugins
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigError(f"cannot import '{module}' ({exc})", field="--plugin") from None
+        rows = []
+        for key in metric_registry:
+            cls = metric_registry.resolve(key)
+            rows.append(
+                {
+                    "key": key,
+                    "kind": cls.kind,
+                    "score_type": cls.score_type,
+                    "default_threshold": cls.default_threshold,
+                    "required_fields": list(cls.required_fields),
+                    "description": cls.description,
+                    "params": sorted(cls.Params.model_fields),
+                }
+            )
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        table = Table("key", "kind", "threshold", "needs", "description")
+        for row in rows:
+            table.add_row(
+                row["key"],
+                row["kind"],
+                str(row["default_threshold"]),
+                ", ".join(row["required_fields"]),
+                row["description"],
+            )
+        out.print(table)
+
+    guarded(body)
+
+
+LedgerPath = Annotated[Path, typer.Option("--path", help="Ledger CSV file.")]
+
+
+@ledger_app.command("stats")
+def ledger_stats_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None:
+    """Rows, unique keys, torn lines and rows per monitor."""
+    from shared.monitoring.ledger.csv_store import ledger_stats
+
+    stats = ledger_stats(path)
+    out.print(
+        f"{stats.path}: {stats.rows} rows, {stats.unique_keys} unique keys, {stats.torn_lines} torn line(s), {stats.bytes} bytes"
+    )
+    for monitor, rows in sorted(stats.per_monitor.items()):
+        out.print(f"  {monitor}: {rows}")
+
+
+@ledger_app.command("compact")
+def ledger_compact_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None:
+    """Drop duplicate and torn lines (atomic rewrite under the ledger lock)."""
+    from shared.monitoring.ledger.csv_store import compact
+
+    if not path.exists():
+        err.print(f"no ledger at {path}")
+        raise typer.Exit(2)
+    before, after = compact(path)
+    out.print(f"{path}: {before} -> {after} rows")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

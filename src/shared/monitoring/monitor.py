@@ -1,0 +1,406 @@
+"""`OnlineMonitor`: wires the stages of one run together (DESIGN.md section 2).
+
+The monitor holds no stage logic of its own: each stage is a module that can be tested alone
+with plain data. Read `run_async` top to bottom to follow a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ConfigError, EvalmonError, InvalidRecordError
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import BaseMetric, MetricContext, build_metric
+from shared.evaluation.results import EvaluationResult
+from shared.evaluation.runner import PendingItem, evaluate
+from shared.monitoring.config import MonitorConfig
+from shared.monitoring.extractors import Extractor, resolve_extractor
+from shared.monitoring.ledger.base import NullStore, ScoredItemsStore
+from shared.monitoring.ledger.csv_store import CsvScoredItemsStore
+from shared.monitoring.loader import LoadedConfig, load_monitor_config
+from shared.monitoring.progress import Reporter
+from shared.monitoring.publishing import PublishOutcome, build_sinks, ledger_entries, publish_results
+from shared.monitoring.run_context import RunContext, new_run_id
+from shared.monitoring.sampling import make_sampler
+from shared.monitoring.sinks.base import Sink
+from shared.monitoring.sinks.local import write_summary
+from shared.monitoring.sources.base import DataSource, InvalidRecord, build_source
+from shared.monitoring.summary import Counts, Estimate, RunStatus, RunSummary
+from shared.monitoring.window import resolve_window
+from shared.registry import import_dotted
+from shared.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+FILTER_BATCH = 500  # candidates per ledger lookup: one query per batch for the Postgres ledger
+
+
+class OnlineMonitor:
+    """One monitor: a validated config with its source, extractor, metrics and dedup store."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        *,
+        config_path: Path | None = None,
+        settings: Settings | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        implementation_dir = _implementation_dir(config_path)
+        self.settings = settings or load_settings(implementation_dir)
+        self.base_dir = base_dir or Path.cwd()
+        for module in config.plugins:  # implementations register their metrics on import
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigError(f"cannot import plugin module '{module}' ({exc})", field="plugins") from None
+        self.metrics: list[BaseMetric] = [
+            build_metric(spec.key, params=spec.params, threshold=spec.threshold, name=spec.name, field=f"metrics.{i}")
+            for i, spec in enumerate(config.metrics)
+        ]
+        self.source: DataSource = build_source(
+            config.source.type,
+            config.source.params(),
+            settings=self.settings,
+            base_dir=self.base_dir,
+            key=config.source.key,
+        )
+        self.extractor: Extractor = resolve_extractor(
+            config.extractor, config.extractor_fields, type(self.source).default_extractor
+        )
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | Path,
+        overrides: Sequence[str] = (),
+        *,
+        settings: Settings | None = None,
+        base_dir: Path | None = None,
+    ) -> OnlineMonitor:
+        """Load, validate and build; every problem is a ConfigError naming file and field."""
+        loaded: LoadedConfig = load_monitor_config(path, overrides)
+        try:
+            return cls(loaded.config, config_path=loaded.path, settings=settings, base_dir=base_dir)
+        except ConfigError as exc:
+            raise exc.with_file(str(loaded.path)) from None
+
+    @property
+    def name(self) -> str:
+        return self.config.monitor
+
+    # ------------------------------------------------------------------------------------
+    def run(self, **kwargs: Any) -> RunSummary:
+        """Synchronous `run_async`; also works inside a running event loop (Jupyter)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run_async(**kwargs))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self.run_async(**kwargs)).result()
+
+    async def run_async(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        dry_run: bool = False,
+        limit: int | None = None,
+        reporter: Reporter | None = None,
+        now: datetime | None = None,
+    ) -> RunSummary:
+        """Run the monitor once over its window and return the RunSummary.
+
+        DATAFLOW:
+          config (YAML + ${ENV} + --set, validated in from_yaml)
+          -> source.fetch(window)       raw records (Trace, row, thread), page by page
+          -> extractor(record)          DatasetItem; invalid records counted, never fatal
+          -> ledger.filter_unscored     PendingItem(item, metrics still needed); the rest are duplicates
+          -> sampler                    streaming, seeded: memory O(sample)
+          -> runner.evaluate            ResultRow per (item, metric): ok | error | skipped | deferred
+          -> publish_results            local files, Postgres, Langfuse -> recordable pairs
+          -> ledger.record              only pairs every required sink confirmed (not in dry runs)
+          -> alerts                     rules over this run's metrics -> Slack
+          -> RunSummary                 returned and written to <results_dir>/summary.json
+        """
+        reporter = reporter or Reporter()
+        started = time.monotonic()
+        run = self._new_run(since, until, dry_run, now)
+        counts = Counts()
+        errors: list[str] = []
+        result = EvaluationResult()
+        outcome = PublishOutcome()
+        alerts: list[dict[str, Any]] = []
+        estimate: Estimate | None = None
+        sinks = build_sinks(run)
+        ledger = self._make_ledger(run)
+        try:
+            await self._preflight(run, sinks)
+            await ledger.open(run.run_id)
+            async with ledger:
+                candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
+                estimate = await self._prepare_metrics(run, candidates)
+                result = await self._evaluate(candidates, reporter)
+                outcome = await publish_results(run, result, sinks)
+                if not dry_run:
+                    counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
+            alerts = await self._alerts(run, result)
+        except ConfigError:
+            raise
+        except EvalmonError as exc:
+            errors.append(str(exc))
+            log.error("%s", exc)
+        finally:
+            await self._close(sinks)
+        errors.extend(outcome.errors)
+        summary = self._summarise(run, counts, result, outcome, alerts, estimate, errors, time.monotonic() - started)
+        write_summary(run.results_dir, summary.model_dump(mode="json"))
+        for sink in sinks:
+            try:
+                await sink.finish(run, summary.model_dump(mode="json"))
+            except Exception as exc:  # the run row is bookkeeping: never turn a good run red for it
+                log.warning("sink %s could not record the run's final status: %s", sink.name, exc)
+        return summary
+
+    # -- stages ------------------------------------------------------------------------
+    def _new_run(
+        self, since: datetime | None, until: datetime | None, dry_run: bool, now: datetime | None
+    ) -> RunContext:
+        window_cfg = self.config.window
+        window = resolve_window(
+            lookback_minutes=window_cfg.lookback_minutes,
+            settle_minutes=window_cfg.settle_minutes,
+            since=since or window_cfg.since,
+            until=until or window_cfg.until,
+            now=now,
+        )
+        return RunContext(
+            run_id=new_run_id(self.name),
+            monitor=self.name,
+            config=self.config,
+            config_hash=self.config.config_hash(),
+            source_key=self.source.source_key,
+            window=window,
+            settings=self.settings,
+            base_dir=self.base_dir,
+            dry_run=dry_run,
+        )
+
+    def _make_ledger(self, run: RunContext) -> ScoredItemsStore:
+        dedup = self.config.dedup
+        if dedup.store == "none":
+            return NullStore(self.name, run.source_key)
+        if dedup.store == "postgres":
+            store_cls = import_dotted("shared.database.ledger:PostgresScoredItemsStore")
+            return store_cls(self.name, run.source_key, settings=self.settings, claim_ttl_s=dedup.claim_ttl_s)
+        path = Path(dedup.path)
+        return CsvScoredItemsStore(
+            self.name,
+            run.source_key,
+            path=path if path.is_absolute() else self.base_dir / path,
+            lock_timeout_s=dedup.lock_timeout_s,
+        )
+
+    async def _preflight(self, run: RunContext, sinks: list[Sink]) -> None:
+        """Credentials, reachability and schema, before any work is done."""
+        await self.source.check()
+        for sink in sinks:
+            await sink.check(run)
+
+    async def _collect(
+        self, run: RunContext, ledger: ScoredItemsStore, counts: Counts, limit: int | None, reporter: Reporter
+    ) -> list[PendingItem]:
+        """fetch -> extract -> dedup -> sample, streaming in batches so memory stays O(sample)."""
+        sampler = make_sampler(self.config.sampling)
+        versions = {m.name: m.version for m in self.metrics}
+        seen: set[str] = set()
+        batch: list[DatasetItem] = []
+        taken = 0
+
+        async def flush() -> None:
+            nonlocal taken
+            pending = await ledger.filter_unscored(batch, versions)
+            counts.duplicates += len(batch) - len(pending)
+            if limit is not None and taken + len(pending) > limit:
+                pending = pending[: limit - taken]
+                counts.more_available = True
+            for p in pending:
+                sampler.offer(p)
+            taken += len(pending)
+            batch.clear()
+
+        reporter.stage("fetching")
+        records = self.source.fetch(run.window)
+        try:
+            async for record in records:
+                if limit is not None and taken >= limit:
+                    counts.more_available = True
+                    break
+                counts.fetched += 1
+                reporter.advance()
+                item = self._extract(record, counts)
+                if item is None:
+                    continue
+                if item.id in seen:
+                    counts.duplicates += 1
+                    continue
+                seen.add(item.id)
+                batch.append(item)
+                if len(batch) >= FILTER_BATCH:
+                    await flush()
+            if batch:
+                await flush()
+        finally:
+            await records.aclose()  # type: ignore[attr-defined]
+            reporter.done()
+        counts.more_available = counts.more_available or self.source.stats.more_available
+        sampled = sampler.result()
+        counts.sampled = len(sampled)
+        log.info(
+            "fetched %d, invalid %d, already scored %d, new %d, sampled %d",
+            counts.fetched,
+            counts.invalid,
+            counts.duplicates,
+            taken,
+            counts.sampled,
+        )
+        return sampled
+
+    def _extract(self, record: Any, counts: Counts) -> DatasetItem | None:
+        """record -> DatasetItem, or None (counted as invalid) for anything that cannot be scored."""
+        if isinstance(record, InvalidRecord):
+            counts.invalid += 1
+            log.debug("invalid record %s: %s", record.ref, record.reason)
+            return None
+        try:
+            item = self.extractor(record)
+            if self.config.item_level == "observation":
+                if not item.observation_id:
+                    raise InvalidRecordError("observation-level monitor: the extractor set no observation_id")
+                item = item.model_copy(update={"id": item.observation_id})
+            return item
+        except Exception as exc:  # a malformed record must never stop the run (DESIGN.md section 6)
+            counts.invalid += 1
+            log.debug("invalid record: %s", exc)
+            return None
+
+    async def _prepare_metrics(self, run: RunContext, candidates: list[PendingItem]) -> Estimate | None:
+        """Give metrics their run context (budget, clients) and total the judge calls to come."""
+        context = MetricContext(
+            settings=self.settings, base_dir=self.base_dir, evaluation=self.config.evaluation, dry_run=run.dry_run
+        )
+        calls, cost = 0, 0.0
+        for m in self.metrics:
+            await m.setup(context)
+            estimate = m.estimate([p.item for p in candidates if p.wants(m.name)])
+            calls, cost = calls + estimate.calls, cost + estimate.cost_usd
+        if calls:
+            log.warning("judge calls planned: %d, estimated cost $%.4f", calls, cost)
+            return Estimate(judge_calls=calls, cost_usd=round(cost, 6))
+        return None
+
+    async def _evaluate(self, candidates: list[PendingItem], reporter: Reporter) -> EvaluationResult:
+        total = sum(1 for p in candidates for m in self.metrics if p.wants(m.name))
+        reporter.stage("scoring", total=total)
+        try:
+            return await evaluate(candidates, self.metrics, self.config.evaluation, on_progress=reporter.advance)
+        finally:
+            reporter.done()
+
+    async def _alerts(self, run: RunContext, result: EvaluationResult) -> list[dict[str, Any]]:
+        if not self.config.alerts.rules or not len(result):
+            return []
+        alerts_module = importlib.import_module("shared.monitoring.alerts")
+        fired = alerts_module.evaluate_alerts(self.config.alerts, result.summary(), result)
+        if fired and not run.dry_run:
+            try:
+                await alerts_module.send_alerts(fired, run, self.settings)
+            except Exception as exc:  # an alert that cannot be sent is reported, the scores stand
+                log.error("could not send alert: %s", exc)
+        return [a.model_dump(mode="json") for a in fired]
+
+    async def _close(self, sinks: list[Sink]) -> None:
+        closables: list[Any] = [*sinks, *self.metrics, self.source]
+        for closable in closables:
+            try:
+                await closable.aclose()
+            except Exception as exc:
+                log.debug("closing %r: %s", closable, exc)
+
+    def _summarise(
+        self,
+        run: RunContext,
+        counts: Counts,
+        result: EvaluationResult,
+        outcome: PublishOutcome,
+        alerts: list[dict[str, Any]],
+        estimate: Estimate | None,
+        errors: list[str],
+        duration_s: float,
+    ) -> RunSummary:
+        from shared.evaluation.metric import MetricStatus
+
+        counts.evaluated = len({row.item.id for row in result if row.status is not MetricStatus.DEFERRED})
+        counts.metric_errors = result.count(MetricStatus.ERROR)
+        counts.skipped = result.count(MetricStatus.SKIPPED)
+        counts.deferred = result.count(MetricStatus.DEFERRED)
+        for sink_name in ("postgres", "langfuse"):
+            report = outcome.report(sink_name)
+            if report is not None:
+                n = len(report.stored) if report.error or report.stored else _publishable(result, sink_name)
+                setattr(counts, f"published_{sink_name}", n)
+        attempted = len(result) - counts.skipped - counts.deferred
+        error_rate = counts.metric_errors / attempted if attempted else 0.0
+        if error_rate > self.config.evaluation.max_error_rate:
+            errors.append(
+                f"metric error rate {error_rate:.0%} is above evaluation.max_error_rate "
+                f"{self.config.evaluation.max_error_rate:.0%} ({counts.metric_errors} of {attempted})"
+            )
+        sink_failed = any(r.error for r in outcome.reports)
+        status: RunStatus
+        if errors and (not sink_failed or not outcome.recordable or len(errors) > len(outcome.errors)):
+            status = "failed"
+        elif sink_failed:
+            status = "partial"
+        else:
+            status = "dry_run" if run.dry_run else "ok"
+        return RunSummary(
+            run_id=run.run_id,
+            monitor=run.monitor,
+            status=status,
+            window=run.window.as_dict(),
+            counts=counts,
+            metrics=result.summary(),
+            alerts=alerts,
+            cost_usd=round(result.cost_usd, 6),
+            estimate=estimate,
+            duration_s=round(duration_s, 3),
+            results_dir=str(run.results_dir),
+            errors=errors,
+        )
+
+
+def _publishable(result: EvaluationResult, sink_name: str) -> int:
+    """Rows a successful sink stored: Postgres stores every row, Langfuse only scored ones."""
+    from shared.evaluation.metric import MetricStatus
+
+    if sink_name == "postgres":
+        return len(result)
+    return result.count(MetricStatus.OK)
+
+
+def _implementation_dir(config_path: Path | None) -> Path | None:
+    if config_path is None:
+        return None
+    parent = config_path.resolve().parent
+    return parent.parent if parent.name == "config" else None

@@ -1,0 +1,177 @@
+"""Streaming samplers: `offer(item)` as items arrive, `result()` at the end.
+
+Memory is O(sample), not O(fetched) (except `all`, which keeps everything by definition), and
+every sampler is deterministic given its seed and its input: rerunning a window picks the same
+items. `most_recent` and `oldest` order by the item's timestamp, never by source order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.runner import PendingItem
+from shared.monitoring.config import SamplingConfig
+
+T = TypeVar("T", PendingItem, DatasetItem)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _item(value: PendingItem | DatasetItem) -> DatasetItem:
+    return value.item if isinstance(value, PendingItem) else value
+
+
+class Sampler(ABC, Generic[T]):
+    def __init__(self, config: SamplingConfig) -> None:
+        self.config = config
+        self.offered = 0
+
+    def offer(self, value: T) -> None:
+        self.offered += 1
+        self._offer(value)
+
+    @abstractmethod
+    def _offer(self, value: T) -> None: ...
+
+    @abstractmethod
+    def result(self) -> list[T]: ...
+
+
+class AllSampler(Sampler[T]):
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config)
+        self._items: list[T] = []
+
+    def _offer(self, value: T) -> None:
+        self._items.append(value)
+
+    def result(self) -> list[T]:
+        return list(self._items)
+
+
+class RandomSampler(Sampler[T]):
+    """Reservoir sampling (Algorithm R), seeded."""
+
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config)
+        assert config.n is not None
+        self.n = config.n
+        self._rng = random.Random(config.seed)
+        self._reservoir: list[T] = []
+
+    def _offer(self, value: T) -> None:
+        if len(self._reservoir) < self.n:
+            self._reservoir.append(value)
+            return
+        slot = self._rng.randrange(self.offered)
+        if slot < self.n:
+            self._reservoir[slot] = value
+
+    def result(self) -> list[T]:
+        return list(self._reservoir)
+
+
+class TimeOrderedSampler(Sampler[T]):
+    """Keeps the n newest (`most_recent`) or oldest items by source_timestamp, with a bounded heap.
+
+    Items without a timestamp rank last for both orders; ties break by item id for determinism.
+    """
+
+    def __init__(self, config: SamplingConfig, *, newest: bool) -> None:
+        super().__init__(config)
+        assert config.n is not None
+        self.n = config.n
+        self.newest = newest
+        self._heap: list[tuple[tuple[int, float, str], int, T]] = []
+        self._counter = itertools.count()
+
+    def _rank(self, item: DatasetItem) -> tuple[int, float, str]:
+        ts = item.source_timestamp
+        if ts is None:
+            return (0, 0.0, item.id)
+        seconds = (ts - _EPOCH).total_seconds()
+        return (1, seconds if self.newest else -seconds, item.id)
+
+    def _offer(self, value: T) -> None:
+        entry = (self._rank(_item(value)), next(self._counter), value)
+        if len(self._heap) < self.n:
+            heapq.heappush(self._heap, entry)
+        elif entry[0] > self._heap[0][0]:
+            heapq.heapreplace(self._heap, entry)
+
+    def result(self) -> list[T]:
+        return [value for _, _, value in sorted(self._heap, key=lambda e: e[0], reverse=True)]
+
+
+def stable_fraction(item_id: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the item id and seed: the same item is kept in every run."""
+    digest = hashlib.blake2b(f"{seed}:{item_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class RateSampler(Sampler[T]):
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config)
+        assert config.rate is not None
+        self.rate = config.rate
+        self._items: list[T] = []
+
+    def _offer(self, value: T) -> None:
+        if stable_fraction(_item(value).id, self.config.seed) < self.rate:
+            self._items.append(value)
+
+    def result(self) -> list[T]:
+        return list(self._items)
+
+
+class StratifiedSampler(Sampler[T]):
+    """A seeded reservoir of up to n per stratum, then n split in proportion to stratum sizes,
+    with at least `min_per_stratum` from every stratum (so small strata are never starved)."""
+
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config)
+        assert config.n is not None and config.field is not None
+        self.n = config.n
+        self.field = config.field
+        self._strata: dict[str, RandomSampler[T]] = {}
+
+    def _offer(self, value: T) -> None:
+        from shared.monitoring.extractors import get_path
+
+        key = str(get_path(_item(value).model_dump(), self.field))
+        if key not in self._strata:
+            seed = self.config.seed + int(stable_fraction(key, 0) * 1_000_000)
+            self._strata[key] = RandomSampler(self.config.model_copy(update={"strategy": "random", "seed": seed}))
+        self._strata[key].offer(value)
+
+    def result(self) -> list[T]:
+        total = sum(s.offered for s in self._strata.values())
+        if total == 0:
+            return []
+        quotas = {
+            key: max(self.config.min_per_stratum, round(self.n * s.offered / total)) for key, s in self._strata.items()
+        }
+        out: list[T] = []
+        for key in sorted(self._strata):
+            out.extend(self._strata[key].result()[: quotas[key]])
+        return out
+
+
+def make_sampler(config: SamplingConfig) -> Sampler[PendingItem]:
+    if config.strategy == "random":
+        return RandomSampler(config)
+    if config.strategy == "most_recent":
+        return TimeOrderedSampler(config, newest=True)
+    if config.strategy == "oldest":
+        return TimeOrderedSampler(config, newest=False)
+    if config.strategy == "rate":
+        return RateSampler(config)
+    if config.strategy == "stratified":
+        return StratifiedSampler(config)
+    return AllSampler(config)
