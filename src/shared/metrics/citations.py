@@ -1,0 +1,195 @@
+"""Citation heuristics: citation_validity (do citations point at retrieved documents) and
+citation_coverage (how much of the answer is cited)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from shared.errors import MetricError
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
+from shared.metrics._text import (
+    ANY_CITATION,
+    DOC_ID_CITATION,
+    INDEX_CITATION,
+    citation_groups,
+    clip,
+    compile_pattern,
+    split_ids,
+    split_sentences,
+)
+
+_BRACKETS_RE = re.compile(r"\[[^\[\]\n]{0,64}\]")
+_MAX_LISTED = 20
+
+
+@metric(
+    key="citation_validity",
+    description="Share of distinct cited ids in actual_output that refer to a retrieved document.",
+    required_fields=("actual_output",),
+    default_threshold=1.0,
+    score_range=(0.0, 1.0),
+    kind="heuristic",
+    score_type="numeric",
+    higher_is_better=True,
+)
+class CitationValidity(BaseMetric):
+    """Score = valid / total over the distinct ids cited in `actual_output`, in [0, 1].
+
+    A citation is a match of `params.pattern`; its first non-empty group (or the whole match)
+    holds one or more ids separated by `,` or `;`. With `id_mode: index` (default) ids are
+    positions in `retrieved_content`, 1-based unless `index_base: 0`, and `[2-4]` ranges expand;
+    an id is valid when it names an existing document. With `id_mode: doc_id` ids are compared
+    (case-insensitively unless `case_sensitive_ids`) with the document ids found in
+    `additional_input[doc_ids_key]` (else `metadata[doc_ids_key]`), or extracted from each
+    `retrieved_content` entry with `doc_id_pattern`. A missing `retrieved_content` means no
+    documents, so every citation dangles (score 0): that is the defect this metric exists for.
+
+    No citations at all: `when_no_citations: pass` (default) scores 1.0 (vacuously valid; pair
+    it with citation_coverage to catch uncited answers), `fail` scores 0.0, `skip` records the
+    item as skipped. Passes at >= threshold (default 1.0: every citation must be valid).
+    """
+
+    class Params(MetricParams):
+        id_mode: Literal["index", "doc_id"] = "index"
+        index_base: int = Field(default=1, ge=0, le=1)
+        pattern: str | None = Field(default=None, description="citation regex; default depends on id_mode")
+        doc_ids_key: str = "retrieved_ids"
+        doc_id_pattern: str | None = Field(default=None, description="regex whose group 1 is a document's id")
+        case_sensitive_ids: bool = False
+        when_no_citations: Literal["pass", "fail", "skip"] = "pass"
+
+        @model_validator(mode="after")
+        def _compiles(self) -> CitationValidity.Params:
+            for pattern in (self.pattern, self.doc_id_pattern):
+                if pattern is not None:
+                    compile_pattern(pattern)
+            return self
+
+    params: Params
+
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(params, threshold=threshold, name=name)
+        p = self.params
+        default = INDEX_CITATION if p.id_mode == "index" else DOC_ID_CITATION
+        self._citation_re = compile_pattern(p.pattern or default)
+        self._doc_id_re = compile_pattern(p.doc_id_pattern, flags=re.M) if p.doc_id_pattern else None
+
+    def _norm(self, doc_id: str) -> str:
+        doc_id = doc_id.strip()
+        return doc_id if self.params.case_sensitive_ids else doc_id.casefold()
+
+    def _known_ids(self, item: DatasetItem) -> set[str]:
+        key = self.params.doc_ids_key
+        listed = item.additional_input.get(key, item.metadata.get(key))
+        if isinstance(listed, list | tuple):
+            return {self._norm(str(x)) for x in listed if x is not None}
+        docs = item.retrieved_content or []
+        if self._doc_id_re is not None:
+            ids: set[str] = set()
+            for doc in docs:
+                found = self._doc_id_re.search(doc)
+                if found:
+                    ids.add(self._norm(next((g for g in found.groups() if g), found.group())))
+            return ids
+        if docs:
+            raise MetricError(
+                f"id_mode doc_id needs document ids in additional_input['{key}'] or params.doc_id_pattern"
+            )
+        return set()
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        p = self.params
+        cited: dict[str, None] = {}  # ordered set
+        for raw in citation_groups(self._citation_re, item.actual_output or ""):
+            for doc_id in split_ids(raw, expand_ranges=p.id_mode == "index"):
+                cited.setdefault(self._norm(doc_id))
+        n_docs = len(item.retrieved_content or [])
+        if not cited:
+            if p.when_no_citations == "skip":
+                return MetricResult.skipped("no citations in actual_output")
+            score = 1.0 if p.when_no_citations == "pass" else 0.0
+            return self.result(score, "no citations", signals={"cited": 0, "invalid": [], "n_docs": n_docs})
+        if p.id_mode == "index":
+            lo, hi = p.index_base, n_docs + p.index_base
+            invalid = [c for c in cited if not (c.isascii() and c.isdigit() and len(c) <= 9 and lo <= int(c) < hi)]
+        else:
+            known = self._known_ids(item)
+            invalid = [c for c in cited if c not in known]
+        valid = len(cited) - len(invalid)
+        signals: dict[str, Any] = {
+            "cited": len(cited),
+            "valid": valid,
+            "invalid": [clip(c, 40) for c in invalid[:_MAX_LISTED]],
+            "n_docs": n_docs,
+        }
+        why = f"{valid}/{len(cited)} cited ids refer to retrieved documents ({n_docs} retrieved)"
+        if invalid:
+            why += f"; dangling: {', '.join(clip(c, 40) for c in invalid[:5])}"
+        return self.result(valid / len(cited), why, signals=signals)
+
+
+@metric(
+    key="citation_coverage",
+    description="Share of answer sentences (of >= min_words words) that carry a citation.",
+    required_fields=("actual_output",),
+    default_threshold=0.8,
+    score_range=(0.0, 1.0),
+    kind="heuristic",
+    score_type="numeric",
+    higher_is_better=True,
+)
+class CitationCoverage(BaseMetric):
+    """Score = cited sentences / eligible sentences of `actual_output`, in [0, 1].
+
+    Sentences come from a heuristic splitter (lines, then `.!?` + whitespace; a citation written
+    just after the full stop belongs to the sentence before it). Sentences with fewer than
+    `params.min_words` words (citations not counted) are not eligible: headings such as
+    "Decision: refer" need no source. A sentence is cited when `params.pattern` (default:
+    `[n]`, `[n, m]`, `[n-m]` or id-like `[doc-12]`) occurs in it. An answer with no eligible
+    sentence is recorded as skipped (non_empty / length_constraint judge that case). Passes at
+    >= threshold (default 0.8).
+    """
+
+    class Params(MetricParams):
+        pattern: str | None = None
+        min_words: int = Field(default=3, ge=1)
+
+        @model_validator(mode="after")
+        def _compiles(self) -> CitationCoverage.Params:
+            if self.pattern is not None:
+                compile_pattern(self.pattern)
+            return self
+
+    params: Params
+
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(params, threshold=threshold, name=name)
+        self._citation_re = compile_pattern(self.params.pattern or ANY_CITATION)
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        eligible = [
+            s
+            for s in split_sentences(item.actual_output or "")
+            if len(_BRACKETS_RE.sub(" ", s).split()) >= self.params.min_words
+        ]
+        if not eligible:
+            return MetricResult.skipped(f"no sentence of >= {self.params.min_words} words")
+        uncited = [s for s in eligible if self._citation_re.search(s) is None]
+        cited = len(eligible) - len(uncited)
+        return self.result(
+            cited / len(eligible),
+            f"{cited}/{len(eligible)} sentences carry a citation",
+            signals={
+                "sentences": len(eligible),
+                "cited": cited,
+                "uncited_examples": [clip(s) for s in uncited[:3]],
+            },
+        )
