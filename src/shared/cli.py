@@ -258,5 +258,55 @@ def ledger_compact_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None
     out.print(f"{path}: {before} -> {after} rows")
 
 
+@app.command()
+def schedule(
+    configs: Annotated[list[str], typer.Argument(help="Config files or bare names; each needs a schedule block.")],
+    once: Annotated[bool, typer.Option("--once", help="Run every monitor once now; exit with the worst code.")] = False,
+    status_file: Annotated[
+        Path, typer.Option("--status-file", help="JSON status per monitor, replaced atomically.")
+    ] = Path("data/scheduler.status.json"),
+    run_now: Annotated[bool, typer.Option("--run-now", help="Also run every monitor at start.")] = False,
+    stop_grace: Annotated[
+        float, typer.Option(min=0, help="Seconds a running monitor gets to finish after SIGTERM/Ctrl-C.")
+    ] = 3.0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: path=value.")] = None,
+) -> None:
+    """Run monitors on their schedule (UTC) until SIGTERM or Ctrl-C."""
+
+    def body() -> int:
+        from shared.monitoring.scheduler import MonitoringScheduler, monitor_jobs
+
+        jobs = monitor_jobs(configs, overrides=set_ or [])
+        scheduler = MonitoringScheduler(jobs, status_path=status_file, stop_grace_s=stop_grace)
+        return scheduler.run_once() if once else scheduler.serve(run_now=run_now)
+
+    raise typer.Exit(guarded(body))
+
+
+@app.command()
+def backfill(
+    config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
+    since: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")],
+    until: Annotated[str, typer.Option(help="Window end (exclusive), ISO 8601.")],
+    chunk: Annotated[str, typer.Option(help="Chunk length: 1h, 30m, 1d, 1h30m.")] = "1h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate without publishing or recording.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the backfill report as JSON on stdout.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: path=value.")] = None,
+) -> None:
+    """Score a past window in chunks with the usual dedup; rerun the same command to resume."""
+
+    def body() -> int:
+        from shared.monitoring.backfill import monitor_backfill
+
+        report = monitor_backfill(config, since=since, until=until, chunk=chunk, overrides=set_ or [], dry_run=dry_run)
+        if as_json:
+            sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        else:
+            out.print(report.describe(), highlight=False)
+        return report.exit_code
+
+    raise typer.Exit(guarded(body))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -172,6 +172,17 @@ class BackfillReport:
     def totals(self) -> dict[str, int]:
         return {key: sum(c.counts.get(key, 0) for c in self.chunks if c.status != "resumed") for key in COUNT_KEYS}
 
+    def describe(self) -> str:
+        """One line for people: what ran, what was resumed, totals, and how to continue."""
+        totals = ", ".join(f"{key} {value}" for key, value in self.totals().items())
+        text = (
+            f"backfill {self.monitor} [{iso(self.since)}, {iso(self.until)}): {self.ran} chunk(s) run, "
+            f"{self.resumed} already done, of {self.total_chunks}; {totals}"
+        )
+        if not self.complete:
+            text += "; incomplete: rerun the same command to resume"
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "monitor": self.monitor,
