@@ -1,0 +1,275 @@
+"""`SlackService`: the one way evalmon talks to Slack (post and update messages, read threads).
+
+It wraps slack_sdk's `AsyncWebClient` with its own retry handlers, so that rate limits (HTTP 429,
+honouring `Retry-After`), 500/503 answers and dropped connections are retried by the SDK, and
+translates what is left into evalmon's error taxonomy (DESIGN.md section 6):
+
+- still rate limited, 5xx, or unreachable after the retries -> `TransientError`
+- a Slack `{"ok": false, "error": ...}` answer (bad token, unknown channel) -> `SlackError`
+
+The base URL comes from `SLACK_API_URL` (tests point it at a loopback fake) and the token from
+`SLACK_BOT_TOKEN`; the token is never logged or put in an error message.
+
+One aiohttp session is kept per event loop (opened lazily, closed by `aclose`), so many
+`conversations.replies` calls reuse connections instead of opening one session per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from shared.errors import ConfigError, EvalmonError, TransientError
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+
+
+class SlackError(EvalmonError):
+    """Slack answered `ok: false` (e.g. `invalid_auth`, `channel_not_found`): not worth retrying."""
+
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"Slack {method} failed: {error}")
+        self.method = method
+        self.error = error
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Who the token belongs to (`auth.test`): used to tell the assistant's messages apart."""
+
+    user_id: str
+    bot_id: str | None
+    team_id: str | None
+    team_url: str | None
+    name: str | None
+
+
+class ProportionalJitter(Jitter):
+    """Adds up to `scale` seconds (slack_sdk's RandomJitter always adds up to a whole second)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def recalculate(self, duration: float) -> float:
+        return duration + random.random() * self.scale
+
+
+def retry_handlers(max_retries: int, backoff_s: float = 0.5) -> list[AsyncRetryHandler]:
+    """slack_sdk's built-in handlers: connection errors and 500/503 (exponential backoff with
+    jitter), and 429 (waits the `Retry-After` seconds Slack sends)."""
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_s, jitter=ProportionalJitter(backoff_s))
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
+        AsyncServerErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
+    ]
+
+
+class SlackService:
+    """Async Slack Web API access with retries. Use `async with` or call `aclose()` when done."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        token: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        retry_backoff_s: float = 0.5,
+        timeout_s: int = 30,
+    ) -> None:
+        secret = token or (settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None)
+        if not secret:
+            raise ConfigError("Slack needs a bot token", field="SLACK_BOT_TOKEN")
+        self._token = secret
+        base = base_url or settings.slack_api_url or DEFAULT_BASE_URL
+        self.base_url = base if base.endswith("/") else base + "/"
+        self.max_retries = max_retries
+        self.retry_backoff_s = retry_backoff_s
+        self.timeout_s = timeout_s
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SlackService(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> SlackService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _client(self) -> AsyncWebClient:
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None or entry[1].closed:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+            client = AsyncWebClient(
+                token=self._token,
+                base_url=self.base_url,
+                timeout=self.timeout_s,
+                session=session,
+                retry_handlers=retry_handlers(self.max_retries, self.retry_backoff_s),
+            )
+            entry = (client, session)
+            self._clients[loop] = entry
+        return entry[0]
+
+    async def aclose(self) -> None:
+        """Close the sessions opened on the running loop (others are dropped with their loop)."""
+        loop = asyncio.get_running_loop()
+        for owner, (_, session) in list(self._clients.items()):
+            if owner is loop and not session.closed:
+                await session.close()
+            del self._clients[owner]
+
+    async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """Call a Web API method by name, mapping failures onto evalmon errors."""
+        client = self._client()
+        # The SDK's typed method (`chat_postMessage`, ...) encodes arguments as Slack documents for
+        # that method (JSON for writes, query string for reads); other methods go through api_call.
+        typed = getattr(client, method.replace(".", "_"), None)
+        try:
+            if callable(typed):
+                response: AsyncSlackResponse = await typed(**kwargs)
+            else:
+                response = await client.api_call(method, params=kwargs)
+        except SlackApiError as exc:
+            raise _translate(method, exc) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from None
+        data = response.data
+        if not isinstance(data, dict):
+            raise TransientError(f"Slack {method} returned no JSON body")
+        return data
+
+    # -- messages ---------------------------------------------------------------------------
+    async def post_message(
+        self,
+        channel: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        *,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Post a message (Block Kit `blocks` optional, `text` is the notification fallback); return its ts."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text}
+        if blocks is not None:
+            kwargs["blocks"] = list(blocks)
+        if thread_ts is not None:
+            kwargs["thread_ts"] = thread_ts
+        data = await self.call("chat.postMessage", **kwargs)
+        return str(data["ts"])
+
+    async def update_message(
+        self, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks is not None:
+            kwargs["blocks"] = list(blocks)
+        await self.call("chat.update", **kwargs)
+
+    # -- reading ----------------------------------------------------------------------------
+    async def auth_test(self) -> BotIdentity:
+        data = await self.call("auth.test")
+        return BotIdentity(
+            user_id=str(data.get("user_id") or ""),
+            bot_id=data.get("bot_id"),
+            team_id=data.get("team_id"),
+            team_url=data.get("url"),
+            name=data.get("user"),
+        )
+
+    async def user_info(self, user: str) -> dict[str, Any]:
+        data = await self.call("users.info", user=user)
+        return dict(data.get("user") or {})
+
+    async def history_pages(
+        self,
+        channel: str,
+        *,
+        oldest: str | None = None,
+        latest: str | None = None,
+        inclusive: bool = False,
+        limit: int = 200,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Top-level messages of a channel, newest first, one page at a time (cursor pagination)."""
+        cursor: str | None = None
+        while True:
+            args: dict[str, Any] = {"channel": channel, "limit": limit, "inclusive": inclusive}
+            if oldest is not None:
+                args["oldest"] = oldest
+            if latest is not None:
+                args["latest"] = latest
+            if cursor:
+                args["cursor"] = cursor
+            data = await self.call("conversations.history", **args)
+            yield list(data.get("messages") or [])
+            cursor = _next_cursor(data)
+            if not cursor:
+                return
+
+    async def replies(self, channel: str, ts: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """Every message of a thread (parent first), following cursors to the end."""
+        messages: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            args: dict[str, Any] = {"channel": channel, "ts": ts, "limit": limit}
+            if cursor:
+                args["cursor"] = cursor
+            data = await self.call("conversations.replies", **args)
+            messages.extend(data.get("messages") or [])
+            cursor = _next_cursor(data)
+            if not cursor:
+                return messages
+
+
+def _next_cursor(data: dict[str, Any]) -> str | None:
+    meta = data.get("response_metadata") or {}
+    cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+    return str(cursor) if cursor else None
+
+
+def _translate(method: str, exc: SlackApiError) -> EvalmonError:
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    body = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    error = str(body.get("error") or f"HTTP {status}")
+    if status == 429 or error == "ratelimited":
+        retry_after = _header(response, "Retry-After")
+        return TransientError(f"Slack {method} still rate limited", retry_after=retry_after)
+    if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+        return TransientError(f"Slack {method} failed: {error}")
+    return SlackError(method, error)
+
+
+def _header(response: Any, name: str) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    for key, value in dict(headers).items():
+        if key.lower() == name.lower():
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                return None
+    return None

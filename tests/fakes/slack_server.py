@@ -1,0 +1,382 @@
+"""A loopback fake of the Slack Web API, following Slack's published method contracts.
+
+What it honours (https://api.slack.com/web):
+- `POST`/`GET https://slack.com/api/<method>`; arguments as query string, form body
+  (`application/x-www-form-urlencoded`) or JSON body (`application/json`), merged in that order.
+- Auth by `Authorization: Bearer <token>` (or a `token` argument): `not_authed` when absent,
+  `invalid_auth` when wrong. Every answer is a JSON envelope `{"ok": true, ...}` or
+  `{"ok": false, "error": "<code>"}` with HTTP 200, as Slack does.
+- Cursor pagination: `limit` + `cursor` in, `response_metadata.next_cursor` out ("" on the last
+  page), `has_more` on the conversations methods.
+- Rate limits: HTTP 429 with a `Retry-After` header (seconds) and `{"ok": false, "error":
+  "ratelimited"}`; injected per method with `fail_next`. 5xx injection works the same way.
+- Methods: auth.test, chat.postMessage, chat.update, conversations.history (newest first,
+  `oldest`/`latest`/`inclusive`), conversations.replies (parent first, oldest first), users.info.
+
+Threads are seeded with `add_thread`; everything the bot posts is kept in `posted` for assertions.
+The server runs uvicorn in a thread on 127.0.0.1 with an ephemeral port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+TEAM_ID = "T0FAKE"
+TEAM_URL = "https://fake-team.slack.com/"
+
+
+@dataclass
+class Injection:
+    status: int
+    retry_after: int | None
+    remaining: int
+
+
+@dataclass
+class FakeSlack:
+    """State of the fake workspace. Thread-safe enough for tests: one lock around mutations."""
+
+    token: str = "xoxb-fake-token"
+    bot_user_id: str = "UBOT"
+    bot_id: str = "BBOT"
+    bot_name: str = "assistant"
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # channel -> top-level messages (any order; sorted on read)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    # (channel, thread_ts) -> replies (without the parent)
+    replies: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    posted: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    injections: dict[str, list[Injection]] = field(default_factory=lambda: defaultdict(list))
+    replies_delay_s: float = 0.0
+    in_flight_replies: int = 0
+    max_in_flight_replies: int = 0
+    _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.users.setdefault(
+            self.bot_user_id,
+            {"id": self.bot_user_id, "name": self.bot_name, "is_bot": True, "profile": {"bot_id": self.bot_id}},
+        )
+
+    # -- seeding ---------------------------------------------------------------------------
+    def add_user(self, user_id: str, name: str, *, is_bot: bool = False) -> None:
+        self.users[user_id] = {"id": user_id, "name": name, "real_name": name.title(), "is_bot": is_bot}
+
+    def add_thread(self, channel: str, messages: list[dict[str, Any]]) -> str:
+        """Seed a thread: the first message is the parent; each needs `ts` and `user` or `bot_id`.
+
+        Parent messages get Slack's thread fields (`thread_ts`, `reply_count`, `reply_users`,
+        `latest_reply`) when there are replies. Returns the thread ts.
+        """
+        parent = dict(messages[0])
+        parent.setdefault("type", "message")
+        thread_ts = parent["ts"]
+        replies = []
+        for raw in messages[1:]:
+            reply = {"type": "message", **raw, "thread_ts": thread_ts}
+            if "bot_id" in reply and "user" not in reply and reply["bot_id"] == self.bot_id:
+                reply["user"] = self.bot_user_id
+            replies.append(reply)
+        if replies:
+            parent.update(
+                thread_ts=thread_ts,
+                reply_count=len(replies),
+                reply_users=sorted({r.get("user", "") for r in replies if r.get("user")}),
+                reply_users_count=len({r.get("user") for r in replies if r.get("user")}),
+                latest_reply=max(r["ts"] for r in replies),
+            )
+        with self._lock:
+            self.history[channel].append(parent)
+            self.replies[(channel, thread_ts)] = replies
+        return str(thread_ts)
+
+    def fail_next(self, method: str, *, status: int = 429, retry_after: int | None = 0, times: int = 1) -> None:
+        """The next `times` calls of `method` answer `status` (429 carries Retry-After seconds)."""
+        with self._lock:
+            self.injections[method].append(Injection(status, retry_after, times))
+
+    def call_count(self, method: str) -> int:
+        return sum(1 for name, _ in self.calls if name == method)
+
+    def next_ts(self) -> str:
+        """A fresh message ts (now, with a unique microsecond suffix), as Slack's are unique per channel."""
+        tick = next(self._clock)
+        return f"{int(time.time())}.{tick:06d}"
+
+
+def _ts_key(ts: str) -> Decimal:
+    return Decimal(ts)
+
+
+def _page(items: list[dict[str, Any]], args: dict[str, Any], default_limit: int) -> tuple[list[dict[str, Any]], str]:
+    """Cursor pagination: the cursor is an opaque base64 offset, as Slack's are opaque strings."""
+    try:
+        limit = int(args.get("limit") or default_limit)
+    except ValueError:
+        limit = default_limit
+    limit = max(1, min(limit, 999))
+    cursor = str(args.get("cursor") or "")
+    offset = 0
+    if cursor:
+        try:
+            offset = int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("offset:"))
+        except ValueError as exc:
+            raise _Fail("invalid_cursor") from exc
+    chunk = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    next_cursor = base64.urlsafe_b64encode(f"offset:{offset + limit}".encode()).decode() if more else ""
+    return chunk, next_cursor
+
+
+def _in_range(ts: str, args: dict[str, Any]) -> bool:
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    value = _ts_key(ts)
+    if args.get("oldest"):
+        oldest = _ts_key(str(args["oldest"]))
+        if value < oldest or (value == oldest and not inclusive):
+            return False
+    if args.get("latest"):
+        latest = _ts_key(str(args["latest"]))
+        if value > latest or (value == latest and not inclusive):
+            return False
+    return True
+
+
+class _Fail(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def build_app(state: FakeSlack) -> Starlette:
+    async def api(request: Request) -> JSONResponse:
+        method = request.path_params["method"]
+        args: dict[str, Any] = dict(request.query_params)
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        if body and content_type.startswith("application/json"):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                return JSONResponse({"ok": False, "error": "invalid_json"})
+            if not isinstance(parsed, dict):
+                return JSONResponse({"ok": False, "error": "invalid_json"})
+            args.update(parsed)
+        elif body:
+            form = await request.form()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        with state._lock:
+            state.calls.append((method, {k: v for k, v in args.items() if k != "token"}))
+            queue = state.injections.get(method) or []
+            injection = queue[0] if queue else None
+            if injection is not None:
+                injection.remaining -= 1
+                if injection.remaining <= 0:
+                    queue.pop(0)
+        if injection is not None:
+            if injection.status == 429:
+                headers = {"Retry-After": str(injection.retry_after or 0)}
+                return JSONResponse({"ok": False, "error": "ratelimited"}, status_code=429, headers=headers)
+            return JSONResponse({"ok": False, "error": "internal_error"}, status_code=injection.status)
+
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else str(args.get("token") or "")
+        if not token:
+            return JSONResponse({"ok": False, "error": "not_authed"})
+        if token != state.token:
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
+        handler = HANDLERS.get(method)
+        if handler is None:
+            return JSONResponse({"ok": False, "error": "unknown_method"}, status_code=404)
+        try:
+            if method == "conversations.replies":
+                return JSONResponse(await _replies_with_delay(state, args))
+            return JSONResponse({"ok": True, **handler(state, args)})
+        except _Fail as fail:
+            return JSONResponse({"ok": False, "error": fail.error})
+
+    return Starlette(routes=[Route("/api/{method}", api, methods=["GET", "POST"])])
+
+
+def _require(args: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if not args.get(name):
+            raise _Fail("invalid_arguments")
+
+
+def _auth_test(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": TEAM_URL,
+        "team": "Fake Team",
+        "user": state.bot_name,
+        "team_id": TEAM_ID,
+        "user_id": state.bot_user_id,
+        "bot_id": state.bot_id,
+        "is_enterprise_install": False,
+    }
+
+
+def _blocks(args: dict[str, Any]) -> list[Any] | None:
+    blocks = args.get("blocks")
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError as exc:
+            raise _Fail("invalid_blocks_format") from exc
+    if blocks is not None and not isinstance(blocks, list):
+        raise _Fail("invalid_blocks_format")
+    return blocks
+
+
+def _post_message(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "channel")
+    blocks = _blocks(args)
+    if not args.get("text") and not blocks and not args.get("attachments"):
+        raise _Fail("no_text")
+    ts = state.next_ts()
+    message: dict[str, Any] = {
+        "type": "message",
+        "user": state.bot_user_id,
+        "bot_id": state.bot_id,
+        "text": args.get("text", ""),
+        "ts": ts,
+    }
+    if blocks is not None:
+        message["blocks"] = blocks
+    with state._lock:
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+            state.replies[(args["channel"], args["thread_ts"])].append(message)
+        else:
+            state.history[args["channel"]].append(message)
+        state.posted.append({"channel": args["channel"], **message})
+    return {"channel": args["channel"], "ts": ts, "message": message}
+
+
+def _update(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "channel", "ts")
+    blocks = _blocks(args)
+    with state._lock:
+        for message in state.posted:
+            if message["channel"] == args["channel"] and message["ts"] == args["ts"]:
+                message["text"] = args.get("text", message["text"])
+                if blocks is not None:
+                    message["blocks"] = blocks
+                state.updated.append(dict(message))
+                return {"channel": args["channel"], "ts": args["ts"], "text": message["text"], "message": message}
+    raise _Fail("message_not_found")
+
+
+def _history(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "channel")
+    if args["channel"] not in state.history:
+        raise _Fail("channel_not_found")
+    messages = sorted(state.history[args["channel"]], key=lambda m: _ts_key(m["ts"]), reverse=True)
+    messages = [m for m in messages if _in_range(m["ts"], args)]
+    chunk, next_cursor = _page(messages, args, default_limit=100)
+    return {
+        "messages": chunk,
+        "has_more": bool(next_cursor),
+        "pin_count": 0,
+        "response_metadata": {"next_cursor": next_cursor},
+    }
+
+
+async def _replies_with_delay(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    with state._lock:
+        state.in_flight_replies += 1
+        state.max_in_flight_replies = max(state.max_in_flight_replies, state.in_flight_replies)
+    try:
+        if state.replies_delay_s:
+            await asyncio.sleep(state.replies_delay_s)
+        try:
+            return {"ok": True, **_replies(state, args)}
+        except _Fail as fail:
+            return {"ok": False, "error": fail.error}
+    finally:
+        with state._lock:
+            state.in_flight_replies -= 1
+
+
+def _replies(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "channel", "ts")
+    channel, ts = args["channel"], str(args["ts"])
+    if channel not in state.history:
+        raise _Fail("channel_not_found")
+    parent = next((m for m in state.history[channel] if m["ts"] == ts), None)
+    if parent is None:
+        raise _Fail("thread_not_found")
+    replies = sorted(state.replies.get((channel, ts), []), key=lambda m: _ts_key(m["ts"]))
+    thread = [parent, *[r for r in replies if _in_range(r["ts"], args)]]
+    chunk, next_cursor = _page(thread, args, default_limit=1000)
+    return {"messages": chunk, "has_more": bool(next_cursor), "response_metadata": {"next_cursor": next_cursor}}
+
+
+def _users_info(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "user")
+    user = state.users.get(str(args["user"]))
+    if user is None:
+        raise _Fail("user_not_found")
+    return {"user": user}
+
+
+HANDLERS: dict[str, Any] = {
+    "auth.test": _auth_test,
+    "chat.postMessage": _post_message,
+    "chat.update": _update,
+    "conversations.history": _history,
+    "conversations.replies": _replies,
+    "users.info": _users_info,
+}
+
+
+class SlackServer:
+    """Run the fake on 127.0.0.1:<ephemeral> in a thread: `with SlackServer() as fake: fake.url`."""
+
+    def __init__(self, state: FakeSlack | None = None) -> None:
+        self.state = state or FakeSlack()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        config = uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The base URL to give slack_sdk (`base_url`) or SLACK_API_URL."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def __enter__(self) -> SlackServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fake Slack server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()

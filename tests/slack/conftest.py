@@ -1,0 +1,27 @@
+"""Make tests/ importable so `fakes.slack_server` resolves however pytest picks its rootdir."""
+
+import sys
+from pathlib import Path
+
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from fakes.slack_server import SlackServer  # noqa: E402
+
+from shared.settings import Settings  # noqa: E402
+
+
+@pytest.fixture
+def slack_server() -> Iterator[SlackServer]:
+    with SlackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def slack_settings(slack_server: SlackServer) -> Settings:
+    return Settings(slack_bot_token=slack_server.state.token, slack_api_url=slack_server.url)
