@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     langfuse_timeout_s: float = 20.0
     langfuse_webhook_secret: SecretStr | None = None
     database_url: SecretStr | None = None
+    evalmon_db_schema: str = "public"  # Postgres schema of evalmon's tables (tests use one per test)
     slack_bot_token: SecretStr | None = None
     slack_api_url: str | None = None
     slack_alert_channel: str | None = None

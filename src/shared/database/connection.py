@@ -1,0 +1,139 @@
+"""Connections to the team's Postgres/Neon from `DATABASE_URL`, without ever showing the URL.
+
+The URL goes to libpq as given, so every option it carries (Neon's `sslmode=require`,
+`channel_binding`, `options=endpoint%3D...`, `connect_timeout`, ...) is honoured. SQLAlchemy-style
+schemes (`postgresql+psycopg://`) are accepted too, because teams paste the URL their other
+tools use.
+
+The schema is chosen per transaction with `set_config('search_path', ..., true)` rather than a
+session `SET` or a startup `options` parameter: both of those are lost or refused behind a
+transaction-mode pooler such as Neon's, while a transaction-local setting always holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shared.errors import ConfigError
+from shared.settings import Settings
+
+SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_URL_PATTERN = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\S+", re.IGNORECASE)
+_PASSWORD_PATTERN = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+_DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+\w+://", re.IGNORECASE)
+
+MISSING_URL = (
+    "DATABASE_URL is not set: export it (e.g. postgresql://user@host:5432/db?sslmode=require) "
+    "or put it in the repo .env"
+)
+
+
+def database_url(settings: Settings) -> str:
+    """The libpq connection string, or a ConfigError saying how to provide one."""
+    secret = settings.database_url
+    url = secret.get_secret_value().strip() if secret is not None else ""
+    if not url:
+        raise ConfigError(MISSING_URL, field="DATABASE_URL")
+    return _DRIVER_SUFFIX.sub(r"\1://", url)
+
+
+def schema_name(settings: Settings) -> str:
+    """The schema holding evalmon's tables (`EVALMON_DB_SCHEMA`, default `public`)."""
+    schema = settings.evalmon_db_schema.strip()
+    if not SCHEMA_PATTERN.match(schema):
+        raise ConfigError(
+            f"'{schema}' is not a plain lower-case identifier (letters, digits, _)", field="EVALMON_DB_SCHEMA"
+        )
+    return schema
+
+
+def redact(text: str, settings: Settings | None = None) -> str:
+    """Remove the URL, any URL-shaped string and any `password=` value from a message."""
+    if settings is not None and settings.database_url is not None:
+        secret = settings.database_url.get_secret_value()
+        if secret:
+            text = text.replace(secret, "<DATABASE_URL>")
+    text = _URL_PATTERN.sub("<DATABASE_URL>", text)
+    return _PASSWORD_PATTERN.sub(r"\1***", text)
+
+
+def describe_error(exc: BaseException, settings: Settings | None = None) -> str:
+    """A one-line, redacted description of a database error for logs and reports."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {redact(message, settings)}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: lost connections, pool timeouts, serialization failures, deadlocks."""
+    from psycopg import errors
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(
+        exc,
+        psycopg.OperationalError | PoolTimeout | errors.SerializationFailure | errors.DeadlockDetected,
+    ) and not isinstance(exc, errors.InsufficientPrivilege | errors.InvalidPassword)
+
+
+def _conninfo_kwargs() -> dict[str, object]:
+    # Fail fast when the host is unreachable rather than hanging for libpq's default (forever).
+    return {"connect_timeout": 10, "application_name": "evalmon"}
+
+
+def _with_defaults(url: str) -> dict[str, object]:
+    """Defaults for options the URL does not set itself (the URL always wins)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = conninfo_to_dict(url)
+    return {k: v for k, v in _conninfo_kwargs().items() if k not in given}
+
+
+def make_pool(settings: Settings, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool:
+    """An unopened async pool; open it inside the running event loop (`await pool.open()`)."""
+    url = database_url(settings)
+    return AsyncConnectionPool(
+        url,
+        kwargs=_with_defaults(url),
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        name="evalmon",
+        timeout=30.0,
+    )
+
+
+@asynccontextmanager
+async def transaction(
+    pool: AsyncConnectionPool, schema: str
+) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    """One transaction on a pooled connection, with evalmon's schema first on the search path."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('search_path', %s, true)", [quote_ident(schema)])
+        yield conn
+
+
+def connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+    """A plain synchronous connection (CLI, read helpers, notebooks)."""
+    url = database_url(settings)
+    return psycopg.connect(url, **_with_defaults(url))  # type: ignore[arg-type]
+
+
+@contextmanager
+def sync_transaction(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """The synchronous twin of `transaction` on an open connection."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('search_path', %s, true)", [quote_ident(schema)])
+        yield conn
+
+
+def quote_ident(schema: str) -> str:
+    """A search_path entry for an identifier already checked against SCHEMA_PATTERN."""
+    if not SCHEMA_PATTERN.match(schema):
+        raise ConfigError(f"invalid schema name '{schema}'", field="EVALMON_DB_SCHEMA")
+    return f'"{schema}"'

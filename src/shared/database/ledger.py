@@ -1,0 +1,257 @@
+"""`dedup.store: postgres`: the ledger in Postgres, with leased claims so workers can share a monitor.
+
+Semantics are the CSV ledger's (DESIGN.md section 3): an item needs a metric when the ledger has no
+row for (monitor, source_key, item_id, metric_name) at the metric's current version. On top of
+that, several workers running the same monitor on the same window coordinate through `item_claims`
+(DESIGN.md section 9):
+
+DATAFLOW (filter_unscored, one transaction per page of candidates):
+    candidate ids -> SELECT the ledger rows of those ids only (`item_id = ANY(...)`, primary key index)
+    -> ids still needing a metric, sorted (a fixed lock order: concurrent workers cannot deadlock)
+    -> INSERT claims ... ON CONFLICT DO UPDATE ... WHERE the old claim expired or is ours
+       RETURNING the ids we now hold (an item another live worker holds is not returned: the
+       insert waits for that worker's transaction and then finds its unexpired lease)
+    -> re-read the ledger for the ids we claimed (another worker may have recorded one between
+       our first read and our claim; READ COMMITTED gives each statement a fresh snapshot)
+       and drop claims that turned out to need nothing
+    -> PendingItem(item, metrics still needed) for the ids we hold
+
+`record` writes ledger rows and drops this run's claims on those items in one transaction;
+`release` and `close` drop claims this run took but did not record. While the store is open a
+heartbeat renews this run's leases every `claim_ttl_s / 3`; a crashed worker stops renewing, its
+leases expire after `claim_ttl_s`, and the next worker takes them over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shared.database.connection import database_url, describe_error, make_pool, schema_name, transaction
+from shared.database.migrate import pending_async
+from shared.database.values import clean_text
+from shared.errors import ConfigError, SinkError
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.runner import PendingItem
+from shared.monitoring.ledger.base import LedgerEntry, ScoredItemsStore
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RECORDED = """
+SELECT item_id, metric_name, metric_version FROM scored_items
+WHERE monitor = %s AND source_key = %s AND item_id = ANY(%s) AND metric_name = ANY(%s)
+"""
+
+_CLAIM = """
+INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at, expires_at)
+SELECT %(monitor)s, %(source_key)s, ids.item_id, %(run_id)s, now(), now() + make_interval(secs => %(ttl)s)
+FROM unnest(%(ids)s::text[]) AS ids(item_id)
+ON CONFLICT (monitor, source_key, item_id) DO UPDATE
+    SET run_id = EXCLUDED.run_id, claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
+    WHERE c.expires_at < now() OR c.run_id = EXCLUDED.run_id
+RETURNING c.item_id
+"""
+
+_UNCLAIM = """
+DELETE FROM item_claims WHERE monitor = %s AND source_key = %s AND run_id = %s AND item_id = ANY(%s)
+"""
+
+_UNCLAIM_ALL = "DELETE FROM item_claims WHERE monitor = %s AND source_key = %s AND run_id = %s"
+
+_RENEW = """
+UPDATE item_claims SET expires_at = now() + make_interval(secs => %s)
+WHERE monitor = %s AND source_key = %s AND run_id = %s
+"""
+
+_RECORD = """
+INSERT INTO scored_items AS s (monitor, source_key, item_id, metric_name, metric_version, run_id, recorded_at)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+ON CONFLICT (monitor, source_key, item_id, metric_name) DO UPDATE
+    SET metric_version = EXCLUDED.metric_version, run_id = EXCLUDED.run_id, recorded_at = EXCLUDED.recorded_at
+    WHERE s.metric_version <> EXCLUDED.metric_version
+RETURNING 1
+"""
+
+
+class PostgresScoredItemsStore(ScoredItemsStore):
+    """The ledger and claim table of one monitor over one source, in Postgres."""
+
+    def __init__(self, monitor: str, source_key: str, *, settings: Settings, claim_ttl_s: float = 900.0) -> None:
+        super().__init__(monitor, source_key)
+        database_url(settings)  # ConfigError now when DATABASE_URL is missing
+        if claim_ttl_s <= 0:
+            raise ConfigError("claim_ttl_s must be positive", field="dedup.claim_ttl_s")
+        self.settings = settings
+        self.schema = schema_name(settings)
+        self.claim_ttl_s = float(claim_ttl_s)
+        self.run_id: str | None = None
+        self._monitor = clean_text(monitor) or monitor
+        self._source_key = clean_text(source_key) or source_key
+        self._pool: AsyncConnectionPool | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def open(self, run_id: str) -> None:
+        """Connect, check the schema is migrated, and start renewing this run's leases."""
+        self.run_id = run_id
+        pool = await self._get_pool()
+        try:
+            async with transaction(pool, self.schema) as conn:
+                todo = await pending_async(conn)
+        except psycopg.Error as exc:
+            raise SinkError(f"Postgres ledger check failed: {describe_error(exc, self.settings)}") from None
+        if todo:
+            raise ConfigError(
+                f"the database schema '{self.schema}' is not up to date "
+                f"(pending: {', '.join(m.label for m in todo)}); run `evalmon db migrate`",
+                field="dedup.store",
+            )
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._renew_forever(), name=f"evalmon-claims-{run_id}")
+
+    async def close(self) -> None:
+        """Stop renewing and drop every claim this run still holds (unrecorded work goes back)."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._pool is None:
+            return
+        try:
+            if self.run_id is not None:
+                async with transaction(self._pool, self.schema) as conn:
+                    await conn.execute(_UNCLAIM_ALL, [self._monitor, self._source_key, self.run_id])
+        except psycopg.Error as exc:  # the leases expire on their own; say so and move on
+            log.warning("postgres ledger: could not release claims: %s", describe_error(exc, self.settings))
+        finally:
+            await self._pool.close()
+            self._pool = None
+
+    async def _get_pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            pool = make_pool(self.settings, min_size=1, max_size=2)
+            try:
+                await pool.open(wait=True, timeout=30.0)
+            except Exception as exc:
+                await pool.close()
+                raise SinkError(f"cannot reach Postgres: {describe_error(exc, self.settings)}") from None
+            self._pool = pool
+        return self._pool
+
+    def _run(self) -> str:
+        if self.run_id is None:  # used without open(): a private claim session
+            self.run_id = f"adhoc-{uuid.uuid4().hex}"
+        return self.run_id
+
+    async def _renew_forever(self) -> None:
+        interval = max(self.claim_ttl_s / 3.0, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.renew()
+            except Exception as exc:  # a missed renewal is not fatal: the lease is 3 intervals long
+                log.warning("postgres ledger: lease renewal failed: %s", describe_error(exc, self.settings))
+
+    async def renew(self) -> None:
+        """Extend every lease this run holds by `claim_ttl_s` from now."""
+        pool = await self._get_pool()
+        async with transaction(pool, self.schema) as conn:
+            await conn.execute(_RENEW, [self.claim_ttl_s, self._monitor, self._source_key, self._run()])
+
+    # -- the ledger contract ----------------------------------------------------------------
+    async def filter_unscored(self, items: Sequence[DatasetItem], versions: Mapping[str, str]) -> list[PendingItem]:
+        """Items (first occurrence of each id) with metrics still needed, claimed for this run."""
+        by_id: dict[str, DatasetItem] = {}
+        for item in items:
+            by_id.setdefault(clean_text(item.id) or item.id, item)
+        if not by_id or not versions:
+            return []
+        names = sorted(versions)
+        pool = await self._get_pool()
+        async with transaction(pool, self.schema) as conn:
+            needed = await self._needed(conn, sorted(by_id), versions, names)
+            wanted = sorted(i for i, metrics in needed.items() if metrics)
+            if not wanted:
+                return []
+            cur = await conn.execute(
+                _CLAIM,
+                {
+                    "monitor": self._monitor,
+                    "source_key": self._source_key,
+                    "run_id": self._run(),
+                    "ttl": self.claim_ttl_s,
+                    "ids": wanted,
+                },
+            )
+            claimed = sorted(str(row[0]) for row in await cur.fetchall())
+            if not claimed:
+                return []
+            needed = await self._needed(conn, claimed, versions, names)
+            done = [i for i in claimed if not needed[i]]
+            if done:
+                await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), done])
+        held = set(claimed) - set(done)
+        return [PendingItem(item, needed[i]) for i, item in by_id.items() if i in held]
+
+    async def _needed(
+        self,
+        conn: psycopg.AsyncConnection[tuple[object, ...]],
+        ids: list[str],
+        versions: Mapping[str, str],
+        names: list[str],
+    ) -> dict[str, frozenset[str]]:
+        cur = await conn.execute(_RECORDED, [self._monitor, self._source_key, ids, names])
+        done: dict[str, set[str]] = {}
+        for item_id, metric_name, version in await cur.fetchall():
+            if versions.get(str(metric_name)) == version:
+                done.setdefault(str(item_id), set()).add(str(metric_name))
+        all_names = frozenset(names)
+        return {i: all_names - done.get(i, set()) for i in ids}
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> int:
+        """Write ledger rows (idempotent) and drop this run's claims on those items; returns new rows."""
+        if not entries:
+            return 0
+        latest: dict[tuple[str, str, str, str], LedgerEntry] = {}
+        for e in entries:
+            key = (
+                clean_text(e.monitor) or "",
+                clean_text(e.source_key) or "",
+                clean_text(e.item_id) or "",
+                e.metric_name,
+            )
+            latest[key] = e
+        keys = list(latest)
+        columns = [
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [clean_text(k[3]) for k in keys],
+            [latest[k].metric_version for k in keys],
+            [latest[k].run_id for k in keys],
+            [latest[k].recorded_at for k in keys],
+        ]
+        item_ids = sorted({k[2] for k in keys if k[0] == self._monitor and k[1] == self._source_key})
+        pool = await self._get_pool()
+        async with transaction(pool, self.schema) as conn:
+            cur = await conn.execute(_RECORD, columns)
+            new = len(await cur.fetchall())
+            if item_ids:
+                await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), item_ids])
+        return new
+
+    async def release(self, items: Sequence[DatasetItem]) -> None:
+        """Give back claims on items this run took but will not score (e.g. not sampled)."""
+        ids = sorted({clean_text(item.id) or item.id for item in items})
+        if not ids or self._pool is None:
+            return
+        async with transaction(self._pool, self.schema) as conn:
+            await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), ids])
