@@ -1,0 +1,180 @@
+"""Shared metrics for assistants that answer in Slack threads.
+
+They read `item.conversation` with the roles `shared.slack.thread.thread_to_item` assigns
+(`user`, `assistant`, `human_agent`), so any source producing such conversations can use them.
+Three are 0/1 flags (their run mean is a rate: share of threads with negative feedback, left
+unresolved, escalated); `response_latency` is in seconds. For all four, lower is better.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+
+from pydantic import Field, field_validator
+
+from shared.evaluation.item import DatasetItem, Message
+from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
+from shared.slack.thread import NEGATIVE_REACTIONS
+
+# Follow-ups that close a thread rather than reopen it ("thanks!", "got it", "perfect 👍").
+ACKNOWLEDGEMENT = r"(?i)^\W*(thanks?( you)?|thx|ty|cheers|great|perfect|awesome|nice|cool|ok(ay)?|got it|that works|solved|resolved)\b[^?]*$"
+
+
+def _conversation(item: DatasetItem) -> list[Message]:
+    return list(item.conversation or [])
+
+
+def _last_index(messages: list[Message], role: str) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].role == role:
+            return index
+    return None
+
+
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds())
+
+
+@metric(
+    key="response_latency",
+    description="Seconds from the user's first question to the assistant's first answer in the thread.",
+    required_fields=("conversation",),
+    default_threshold=60.0,
+    score_range=(0.0, math.inf),
+    kind="heuristic",
+    score_type="numeric",
+    higher_is_better=False,
+)
+class ResponseLatency(BaseMetric):
+    """Skipped when the assistant never answered (that is `unresolved`, not a latency)."""
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        messages = _conversation(item)
+        first_user = next((m for m in messages if m.role == "user"), None)
+        if first_user is None:
+            return MetricResult.skipped("no user message")
+        start = messages.index(first_user)
+        answer = next((m for m in messages[start:] if m.role == "assistant"), None)
+        if answer is None:
+            return MetricResult.skipped("the assistant did not answer")
+        seconds = _seconds(answer.timestamp, first_user.timestamp)
+        if seconds is None:
+            return MetricResult.skipped("messages carry no timestamps")
+        return self.result(round(seconds, 3), f"first answer after {seconds:.1f}s")
+
+
+class NegativeFeedbackParams(MetricParams):
+    negative_reactions: list[str] = Field(default_factory=lambda: sorted(NEGATIVE_REACTIONS))
+
+
+@metric(
+    key="negative_feedback",
+    description="1.0 when someone reacted to an assistant answer with a negative emoji (e.g. :-1:), else 0.0.",
+    required_fields=("conversation",),
+    default_threshold=0.0,
+    score_range=(0.0, 1.0),
+    kind="heuristic",
+    score_type="boolean",
+    higher_is_better=False,
+)
+class NegativeFeedback(BaseMetric):
+    Params = NegativeFeedbackParams
+    params: NegativeFeedbackParams
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        answers = [m for m in _conversation(item) if m.role == "assistant"]
+        if not answers:
+            return MetricResult.skipped("the assistant did not answer")
+        negative = set(self.params.negative_reactions)
+        found: dict[str, int] = {}
+        for message in answers:
+            reactions = getattr(message, "reactions", None) or {}
+            for name, count in reactions.items():
+                base = str(name).split("::", 1)[0]
+                if base in negative:
+                    found[base] = found.get(base, 0) + int(count)
+        score = 1.0 if found else 0.0
+        why = ", ".join(f":{n}: x{c}" for n, c in sorted(found.items())) or "no negative reaction"
+        return self.result(score, why, signals={"negative_reactions": found})
+
+
+class UnresolvedParams(MetricParams):
+    acknowledgement_regex: str = Field(
+        default=ACKNOWLEDGEMENT, description="user follow-ups matching this close the thread (thanks, got it)"
+    )
+    no_answer_is_unresolved: bool = True
+
+    @field_validator("acknowledgement_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+@metric(
+    key="unresolved",
+    description="1.0 when the user followed up after the assistant's last answer (or got none), else 0.0.",
+    required_fields=("conversation",),
+    default_threshold=0.0,
+    score_range=(0.0, 1.0),
+    kind="heuristic",
+    score_type="boolean",
+    higher_is_better=False,
+)
+class Unresolved(BaseMetric):
+    """A follow-up that is only an acknowledgement ("thanks!") does not count."""
+
+    Params = UnresolvedParams
+    params: UnresolvedParams
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        messages = _conversation(item)
+        last_answer = _last_index(messages, "assistant")
+        if last_answer is None:
+            if not self.params.no_answer_is_unresolved:
+                return MetricResult.skipped("the assistant did not answer")
+            return self.result(1.0, "the assistant never answered", signals={"reason": "no_answer"})
+        ack = re.compile(self.params.acknowledgement_regex)
+        follow_ups = [
+            m.content for m in messages[last_answer + 1 :] if m.role == "user" and not ack.search(m.content.strip())
+        ]
+        if follow_ups:
+            return self.result(
+                1.0,
+                f"{len(follow_ups)} user follow-up(s) after the last answer",
+                signals={"reason": "follow_up", "follow_ups": follow_ups[:3]},
+            )
+        return self.result(0.0, "no follow-up after the last answer", signals={"reason": "none"})
+
+
+@metric(
+    key="escalation",
+    description="1.0 when a human agent answered in the thread (a person took over from the assistant), else 0.0.",
+    required_fields=("conversation",),
+    default_threshold=0.0,
+    score_range=(0.0, 1.0),
+    kind="heuristic",
+    score_type="boolean",
+    higher_is_better=False,
+)
+class Escalation(BaseMetric):
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        messages = _conversation(item)
+        agents = [m for m in messages if m.role == "human_agent"]
+        if not agents:
+            return self.result(0.0, "no human agent in the thread", signals={"agent_messages": 0})
+        first_user = next((m for m in messages if m.role == "user"), None)
+        after = _seconds(agents[0].timestamp, first_user.timestamp if first_user else None)
+        names = sorted({str(getattr(m, "user", None) or m.name or "") for m in agents} - {""})
+        return self.result(
+            1.0,
+            f"a human agent answered ({len(agents)} message(s))",
+            signals={"agent_messages": len(agents), "agents": names, "first_agent_after_s": after},
+        )
