@@ -28,8 +28,11 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Inspect and maintain the CSV ledger of scored items.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+from shared.langfuse.webhook_cli import webhook_app  # noqa: E402
 
-out = Console()
+app.add_typer(webhook_app, name="webhook")
+
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 _state: dict[str, bool] = {"debug": False}
 

@@ -151,8 +151,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     for index, part in enumerate(parts[:-1]):
         nxt = parts[index + 1]
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not part.isdigit() or int(part) > len(node):
                 raise ConfigError(f"no list element {part}", field=".".join(parts[: index + 1]))
+            if int(part) == len(node):  # `metrics.<len>.key=...` appends an element
+                node.append([] if nxt.isdigit() else {})
             node = node[int(part)]
             continue
         if not isinstance(node.get(part), dict | list):

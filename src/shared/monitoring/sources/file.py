@@ -24,6 +24,7 @@ from shared.langfuse.trace import Trace
 from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams
 from shared.monitoring.window import Window
 
+_NO_ID = "\x00no-trace-id"
 FileFormat = Literal["auto", "observations", "traces", "csv", "parquet"]
 
 
@@ -88,7 +89,7 @@ class FileDataSource(DataSource):
         emitted: set[str] = set()
 
         def flush() -> Iterator[Trace | InvalidRecord]:
-            if current_id is None:
+            if current_id is None or current_id == _NO_ID:
                 return
             if current_id in emitted:
                 yield InvalidRecord("trace rows are not contiguous in the file (sort rows by traceId)", current_id)
@@ -104,7 +105,11 @@ class FileDataSource(DataSource):
                 continue
             trace_id = row.get("traceId")
             if not isinstance(trace_id, str) or not trace_id.strip():
-                yield InvalidRecord(f"line {line_no}: observation without traceId", str(row.get("id") or ""))
+                # consecutive rows without a traceId are one broken trace, counted once
+                if current_id != _NO_ID:
+                    yield from flush()
+                    current, current_id = [], _NO_ID
+                    yield InvalidRecord(f"line {line_no}: observation without traceId", str(row.get("id") or ""))
                 continue
             if trace_id != current_id:
                 yield from flush()
