@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, overload
 
 from shared.evaluation.item import to_utc
 
@@ -35,6 +36,13 @@ def parse_jsonish(value: Any) -> Any:
                 return json.loads(text)
             except ValueError:
                 return value
+    return value
+
+
+def parse_metadata(value: Any) -> Any:
+    """v4 stores metadata values as strings (nested values JSON-encoded): parse each value."""
+    if isinstance(value, Mapping):
+        return {k: parse_jsonish(v) for k, v in value.items()}
     return value
 
 
@@ -87,6 +95,7 @@ class Observation(Record):
         for field in ("input", "output", "metadata"):
             if field in data:
                 data[field] = parse_jsonish(data[field])
+        data["metadata"] = parse_metadata(data.get("metadata"))
         super().__init__(data)
 
     @property
@@ -226,8 +235,18 @@ class Trace(Record):
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_observations(cls, rows: Iterable[Mapping[str, Any]], patterns: Any = None) -> Trace:
-        """A trace from v2 observation rows of one traceId; the root observation carries I/O."""
+    def from_observations(
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        patterns: Any = None,
+        *,
+        target_observation_id: str | None = None,
+    ) -> Trace:
+        """A trace from v2 observation rows of one traceId; the root observation carries I/O.
+
+        `target_observation_id` marks the observation an observation-level monitor scores
+        (`trace.target`).
+        """
         observations = [Observation(r) for r in rows]
         if not observations:
             raise ValueError("a trace needs at least one observation")
@@ -247,6 +266,8 @@ class Trace(Record):
             "release": base.get("release"),
             "rootObservationId": root.id if root else None,
         }
+        if target_observation_id is not None:
+            data["targetObservationId"] = target_observation_id
         return cls(data, observations, patterns)
 
     @classmethod
@@ -274,6 +295,12 @@ class Trace(Record):
     @property
     def root(self) -> Observation | None:
         return next((o for o in self.observations if o.is_root), None)
+
+    @property
+    def target(self) -> Observation | None:
+        """The observation an observation-level monitor scores (None for trace-level reads)."""
+        target_id = self.get("targetObservationId")
+        return self.observation(str(target_id)) if target_id else None
 
     @property
     def steps(self) -> dict[str, Step]:
@@ -329,3 +356,224 @@ def prompt_text(value: Any) -> str:
                 return prompt_text(value[key])
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+class TraceCollection(Sequence[Trace]):
+    """A list of traces for analysis: load (file or Langfuse), filter, save, turn into items.
+
+    Loading from Langfuse uses the monitor's source (same filters, same bulk reads), so what a
+    notebook sees is what a monitor would score.
+    """
+
+    def __init__(self, traces: Iterable[Trace] = ()) -> None:
+        self.traces: list[Trace] = list(traces)
+        self.invalid: list[str] = []  # why records were left out (to_items, from_file)
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, patterns: Any = None) -> TraceCollection:
+        """JSON or JSONL, in either shape: v2 observation rows (grouped by traceId, any order),
+        or v3 traces with an `observations` list; also a JSON list or an API page `{"data": [...]}`.
+        """
+        rows: list[dict[str, Any]] = []
+        traces: list[Trace] = []
+        collection = cls()
+        for number, record in enumerate(_read_json_records(Path(path)), start=1):
+            if not isinstance(record, Mapping):
+                collection.invalid.append(f"record {number}: not a JSON object")
+            elif "observations" in record or "traceId" not in record:
+                traces.append(Trace.from_v3(record, patterns))
+            else:
+                rows.append(dict(record))
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            trace_id = row.get("traceId")
+            if not trace_id:
+                collection.invalid.append(f"observation {row.get('id')!r} without traceId")
+                continue
+            grouped.setdefault(str(trace_id), []).append(row)
+        traces.extend(Trace.from_observations(group, patterns) for group in grouped.values())
+        collection.traces = traces
+        return collection
+
+    @classmethod
+    def from_langfuse(
+        cls,
+        settings: Any = None,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        lookback_minutes: float = 24 * 60,
+        patterns: Any = None,
+        limit: int | None = None,
+        **filters: Any,
+    ) -> TraceCollection:
+        """Traces of a window from Langfuse, with the source's filters (`trace_name`, `tags`,
+        `environment`, `user_id`, `session_id`, `observation_name`, `page_size`, ...).
+
+        Safe to call from a notebook (where an event loop is already running).
+        """
+        import asyncio
+        import concurrent.futures
+
+        coroutine = cls.afrom_langfuse(
+            settings,
+            since=since,
+            until=until,
+            lookback_minutes=lookback_minutes,
+            patterns=patterns,
+            limit=limit,
+            **filters,
+        )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    @classmethod
+    async def afrom_langfuse(
+        cls,
+        settings: Any = None,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        lookback_minutes: float = 24 * 60,
+        patterns: Any = None,
+        limit: int | None = None,
+        **filters: Any,
+    ) -> TraceCollection:
+        from shared.langfuse.source import LangfuseDataSource, LangfuseSourceParams
+        from shared.monitoring.window import resolve_window
+        from shared.settings import Settings
+
+        window = resolve_window(
+            lookback_minutes=lookback_minutes,
+            settle_minutes=0,
+            since=parse_time(since) if isinstance(since, str) else since,
+            until=parse_time(until) if isinstance(until, str) else until,
+        )
+        params = LangfuseSourceParams(max_traces=limit, **filters)
+        source = LangfuseDataSource(params, settings=settings or Settings(), base_dir=Path.cwd())
+        collection = cls()
+        async for record in source.fetch(window):
+            if isinstance(record, Trace):
+                if patterns is not None:
+                    record.patterns = patterns
+                collection.traces.append(record)
+            else:
+                collection.invalid.append(str(getattr(record, "reason", record)))
+        await source.aclose()
+        return collection
+
+    # -- sequence ------------------------------------------------------------------------
+    @overload
+    def __getitem__(self, index: int) -> Trace: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> TraceCollection: ...
+
+    def __getitem__(self, index: int | slice) -> Trace | TraceCollection:
+        if isinstance(index, slice):
+            return TraceCollection(self.traces[index])
+        return self.traces[index]
+
+    def __len__(self) -> int:
+        return len(self.traces)
+
+    def __iter__(self) -> Iterator[Trace]:
+        return iter(self.traces)
+
+    def __repr__(self) -> str:
+        return f"TraceCollection({len(self.traces)} trace(s))"
+
+    def get(self, trace_id: str) -> Trace | None:
+        return next((t for t in self.traces if t.id == trace_id), None)
+
+    # -- analysis ------------------------------------------------------------------------
+    def filter_by(self, predicate: Callable[[Trace], bool] | None = None, **fields: Any) -> TraceCollection:
+        """Traces matching `predicate` and every `field=value` (tolerant names; a list field
+        matches when it contains the value; `has_step="name"` keeps traces with that step)."""
+
+        def matches(trace: Trace) -> bool:
+            if predicate is not None and not predicate(trace):
+                return False
+            for name, wanted in fields.items():
+                if name == "has_step":
+                    if trace.step(str(wanted)) is None:
+                        return False
+                    continue
+                value = trace.get(name)
+                if isinstance(value, list | tuple | set):
+                    if wanted not in value:
+                        return False
+                elif value != wanted:
+                    return False
+            return True
+
+        return TraceCollection(t for t in self.traces if matches(t))
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write the v3/export shape: JSON lines for `.jsonl`, else one JSON list. Round-trips."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8") as handle:
+            if target.suffix.lower() == ".jsonl":
+                for trace in self.traces:
+                    handle.write(json.dumps(trace.to_dict(), ensure_ascii=False, default=str) + "\n")
+            else:
+                json.dump([t.to_dict() for t in self.traces], handle, ensure_ascii=False, default=str, indent=1)
+        return target
+
+    def to_items(self, extractor: Callable[[Trace], Any]) -> list[Any]:
+        """Run an extractor (trace -> DatasetItem) over every trace; failures land in `invalid`."""
+        items: list[Any] = []
+        for trace in self.traces:
+            try:
+                item = extractor(trace)
+            except Exception as exc:  # an extractor failing on one trace must not stop analysis
+                self.invalid.append(f"{trace.id}: {type(exc).__name__}: {exc}")
+                continue
+            if item is not None:
+                items.append(item)
+        return items
+
+    def to_dataframe(self) -> Any:
+        """One row per trace: id, name, timestamp, number of observations, step names."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "timestamp": t.timestamp,
+                    "observations": len(t.observations),
+                    "steps": ", ".join(t.steps),
+                }
+                for t in self.traces
+            ]
+        )
+
+
+def _read_json_records(path: Path) -> Iterator[Any]:
+    """JSONL line by line, or one JSON document (a list, or a page `{"data": [...]}`)."""
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        yield from json.loads(stripped)
+        return
+    try:
+        document = json.loads(stripped)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        yield from document["data"] if isinstance(document.get("data"), list) else [document]
+        return
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield None

@@ -1,0 +1,302 @@
+"""The Langfuse sink: one score per (item, metric), idempotent, and confirmed before it counts.
+
+DATAFLOW:
+  result rows (status ok only) -> score body with a deterministic id (uuid5 of monitor,
+  source_key, item id, metric name; DESIGN.md section 3) -> POST /api/public/scores in JSON-list
+  batches through the SDK's API client (`api.scores.create`), with retries on 429/5xx/timeouts
+  -> confirmation -> SinkReport.stored = confirmed pairs only.
+
+Why not `Langfuse.create_score` + `flush()`: the SDK's score queue retries a failed batch three
+times and then drops it without raising. Here every batch is sent explicitly:
+  - 202: every score of the batch was accepted;
+  - 207: some were rejected (the body has counts, not ids), so the batch's ids are read back
+    through `GET /api/public/v3/scores?id=...` and only those found count;
+  - anything else after the retries: the batch's pairs are missing.
+With `read_back=True` every batch is confirmed by reading back (stricter; on Langfuse Cloud
+scores become readable after a short ingestion delay, polled for up to `read_back_timeout_s`).
+
+Rerunning publishes the same ids with the same timestamp (the item's own timestamp when it has
+one), which Langfuse treats as an update of the same score: never a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langfuse import Langfuse
+from langfuse.api.core import ApiError
+from langfuse.api.scores.types import CreateScoreBatchResults, CreateScoreRequest
+
+from shared.errors import TransientError
+from shared.evaluation.metric import MetricStatus
+from shared.evaluation.results import EvaluationResult, ResultRow
+from shared.langfuse.client import CallStats, call_api, make_client
+from shared.monitoring.config import LangfusePublishConfig
+from shared.monitoring.run_context import RunContext
+from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.settings import Settings
+
+# Fixed namespace: ids must be the same on every machine and every run, forever.
+SCORE_NAMESPACE = uuid.UUID("6f1b7c1e-4c55-5a8e-9d3e-0e7a1f2c9b41")
+DATA_TYPES = {"numeric": "NUMERIC", "boolean": "BOOLEAN", "categorical": "CATEGORICAL"}
+READ_BACK_PAGE = 100  # GET /api/public/v3/scores accepts at most 100 per page
+
+
+def score_id(monitor: str, source_key: str, item_id: str, metric_name: str) -> str:
+    """The deterministic Langfuse score id of one (item, metric) pair (DESIGN.md section 3)."""
+    return str(uuid.uuid5(SCORE_NAMESPACE, "\x1f".join((monitor, source_key, item_id, metric_name))))
+
+
+@dataclass
+class PreparedScore:
+    pair: PairKey
+    body: CreateScoreRequest
+    id: str
+
+
+@dataclass
+class PublishOutcome:
+    confirmed: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    batches: int = 0
+    partial_batches: int = 0
+
+
+def score_value(row: ResultRow) -> tuple[str, float | str] | None:
+    """(data type, value) for a row, or None when the metric gave nothing publishable."""
+    result = row.result
+    data_type = DATA_TYPES.get(row.score_type, "NUMERIC")
+    if data_type == "CATEGORICAL":
+        label = result.label if result.label is not None else None
+        return (data_type, label) if label else None
+    if data_type == "BOOLEAN":
+        if result.passed is not None and result.score is None:
+            return data_type, 1.0 if result.passed else 0.0
+        if result.score is None or not math.isfinite(result.score):
+            return None
+        return data_type, 1.0 if result.score >= 0.5 else 0.0
+    if result.score is None or not math.isfinite(result.score):
+        return None
+    return data_type, float(result.score)
+
+
+def _target_of(run: RunContext, row: ResultRow) -> str | None:
+    """The id the score attaches to: the observation (observation-level) or the trace."""
+    item = row.item
+    if run.config.item_level == "observation":
+        return item.observation_id if item.observation_id and item.trace_id else None
+    return item.trace_id or item.id
+
+
+def build_score(run: RunContext, row: ResultRow, environment: str | None) -> PreparedScore | None:
+    """The score body of one ok row; None when there is nothing to attach it to or no value."""
+    item = row.item
+    typed = score_value(row)
+    trace_id = item.trace_id or (item.id if run.config.item_level == "trace" else None)
+    if typed is None or not trace_id:
+        return None
+    data_type, value = typed
+    observation_id = item.observation_id if run.config.item_level == "observation" else None
+    if run.config.item_level == "observation" and not observation_id:
+        return None
+    metadata: dict[str, Any] = {**run.provenance(), "metric_version": row.metric_version, "metric_key": row.metric_key}
+    for key in ("model", "prompt_name", "prompt_version"):
+        value_of = getattr(row.result, key)
+        if value_of:
+            metadata[key] = value_of
+    if row.result.threshold is not None:
+        metadata["threshold"] = row.result.threshold
+    if row.result.passed is not None:
+        metadata["passed"] = row.result.passed
+    sid = score_id(run.monitor, run.source_key, item.id, row.metric_name)
+    body = CreateScoreRequest(
+        id=sid,
+        trace_id=trace_id,
+        observation_id=observation_id,
+        name=row.metric_name,
+        value=value,
+        data_type=data_type,
+        comment=row.result.explanation or None,
+        metadata=metadata,
+        environment=environment,
+        timestamp=item.source_timestamp,
+    )
+    return PreparedScore(pair=(item.id, row.metric_name), body=body, id=sid)
+
+
+class LangfuseSink(Sink):
+    """Publishes scores to Langfuse and reports exactly the pairs Langfuse confirmed."""
+
+    name = "langfuse"
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: LangfusePublishConfig,
+        *,
+        client: Langfuse | None = None,
+        batch_size: int = 100,
+        concurrency: int = 4,
+        max_retries: int = 6,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        read_back: bool = False,
+        read_back_timeout_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self._client = client
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.read_back = read_back
+        self.read_back_timeout_s = read_back_timeout_s
+        self.stats = CallStats()
+
+    @property
+    def client(self) -> Langfuse:
+        if self._client is None:
+            self._client = make_client(self.settings)
+        return self._client
+
+    async def check(self, run: RunContext) -> None:
+        from shared.langfuse.client import check_connection
+
+        await asyncio.to_thread(check_connection, self.client)
+
+    async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
+        report = SinkReport(sink=self.name)
+        prepared: list[PreparedScore] = []
+        unpublishable = 0  # ok rows without a value (e.g. no label): nothing to store
+        unattached: list[str] = []  # ok rows without a trace/observation id: a sink failure
+        for row in results:
+            if row.status is not MetricStatus.OK:
+                continue
+            if not _target_of(run, row):
+                unattached.append(row.item.id)
+                continue
+            score = build_score(run, row, self.config.environment)
+            if score is None:
+                unpublishable += 1
+                continue
+            prepared.append(score)
+        if unattached:
+            level = run.config.item_level
+            report.error = (
+                f"{len(unattached)} scored row(s) have no {level} id to attach a score to "
+                f"(first: item {unattached[0]!r}); check the extractor's trace_id/observation_id"
+            )
+        if not prepared:
+            report.details.update(published=0, unpublishable=unpublishable)
+            return report
+        outcome = await self.send(prepared)
+        report.stored = {p.pair for p in prepared if p.id in outcome.confirmed}
+        missing = len(prepared) - len(report.stored)
+        report.details.update(
+            published=len(report.stored),
+            missing=missing,
+            unpublishable=unpublishable,
+            batches=outcome.batches,
+            partial_batches=outcome.partial_batches,
+            requests=self.stats.requests,
+            retries=self.stats.retries,
+        )
+        if missing:
+            reasons = "; ".join(dict.fromkeys(outcome.failures)) or "not confirmed"
+            text = f"{missing} of {len(prepared)} score(s) not confirmed by Langfuse: {reasons[:500]}"
+            report.error = f"{report.error}; {text}" if report.error else text
+        return report
+
+    async def send(self, scores: Sequence[PreparedScore]) -> PublishOutcome:
+        """Send in batches at bounded concurrency; return the ids Langfuse confirmed."""
+        outcome = PublishOutcome()
+        semaphore = asyncio.Semaphore(self.concurrency)
+        batches = [scores[i : i + self.batch_size] for i in range(0, len(scores), self.batch_size)]
+
+        async def one(batch: Sequence[PreparedScore]) -> None:
+            async with semaphore:
+                await self._send_batch(batch, outcome)
+
+        await asyncio.gather(*(one(b) for b in batches))
+        return outcome
+
+    async def _send_batch(self, batch: Sequence[PreparedScore], outcome: PublishOutcome) -> None:
+        outcome.batches += 1
+        ids = [p.id for p in batch]
+        try:
+            response = await call_api(
+                self.client.api.scores.create,
+                request=[p.body for p in batch],
+                attempts=self.max_retries + 1,
+                initial_wait=self.retry_initial_s,
+                max_wait=self.retry_max_s,
+                stats=self.stats,
+            )
+        except TransientError as exc:
+            outcome.failures.append(f"POST /api/public/scores failed after {self.max_retries} retries ({exc})")
+            return
+        except ApiError as exc:
+            outcome.failures.append(f"POST /api/public/scores answered HTTP {exc.status_code}: {_short(exc.body)}")
+            return
+        if isinstance(response, CreateScoreBatchResults):
+            outcome.partial_batches += 1
+            outcome.failures.extend(e.message for e in response.errors[:5])
+            outcome.confirmed.update(await self._read_back(ids, outcome, wait=False))
+            return
+        if self.read_back:
+            outcome.confirmed.update(await self._read_back(ids, outcome, wait=True))
+        else:
+            outcome.confirmed.update(ids)
+
+    async def _read_back(self, ids: Iterable[str], outcome: PublishOutcome, *, wait: bool) -> set[str]:
+        """The ids among `ids` that GET /api/public/v3/scores returns (polled when `wait`)."""
+        pending = set(ids)
+        found: set[str] = set()
+        deadline = time.monotonic() + (self.read_back_timeout_s if wait else 0)
+        delay = 0.2
+        while pending:
+            for chunk in _chunks(sorted(pending), READ_BACK_PAGE):
+                try:
+                    page = await call_api(
+                        self.client.api.scores.get_many,
+                        id=",".join(chunk),
+                        limit=READ_BACK_PAGE,
+                        attempts=self.max_retries + 1,
+                        initial_wait=self.retry_initial_s,
+                        max_wait=self.retry_max_s,
+                        stats=self.stats,
+                    )
+                except (TransientError, ApiError) as exc:
+                    outcome.failures.append(f"reading scores back failed ({exc})")
+                    return found
+                hits = {s.id for s in page.data} & pending
+                found |= hits
+                pending -= hits
+            if not pending or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        if pending:
+            outcome.failures.append(f"{len(pending)} score(s) not found when read back")
+        return found
+
+    async def aclose(self) -> None:
+        self._client = None
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _short(body: Any) -> str:
+    text = str(body)
+    return text if len(text) <= 200 else text[:200] + "..."
