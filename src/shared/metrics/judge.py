@@ -1,0 +1,696 @@
+"""LLM-as-judge metrics: `llm_judge` (one rubric call) and `faithfulness` (a composite of sub-judges).
+
+A judge metric renders a managed rubric prompt (Langfuse by name and label, or a local fallback
+file) with the item's fields, asks an OpenAI-compatible model for a JSON object, parses it strictly
+and normalises the score to 0..1. Everything that costs money or can fail goes through
+`JudgeCaller` (judge_client.py): result cache, dry run, circuit breaker, run budget, rate limiter.
+
+Outcomes, per item:
+    ok        a score with provenance (model, prompt name and version), tokens and cost
+    error     the judge failed after retries, or its answer did not parse (raw text in signals)
+    deferred  not attempted: budget reached, circuit open, or dry run (a later run scores it)
+
+Provenance (model, prompt name, prompt version, temperature) is part of the metric version, so a
+new prompt version or a new judge model makes every item eligible again, for this metric only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from shared.errors import ConfigError
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import (
+    BaseMetric,
+    CostEstimate,
+    MetricContext,
+    MetricParams,
+    MetricResult,
+    MetricStatus,
+    metric,
+)
+from shared.metrics.judge_cache import JudgeCache
+from shared.metrics.judge_client import (
+    BUDGET_KEY,
+    CallSpec,
+    JudgeAnswer,
+    JudgeCaller,
+    JudgeCallError,
+    JudgeDeferred,
+    make_client,
+)
+from shared.metrics.judge_cost import ModelPrice, PriceTable, RunBudget, estimate_tokens
+from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
+from shared.metrics.judge_parse import JudgeParseError, normalise_score, parse_judge_json, read_score
+from shared.metrics.judge_prompt import JudgePrompt, load_judge_prompt, load_judge_prompt_sync
+
+log = logging.getLogger(__name__)
+
+RAW_TEXT_LIMIT = 4000
+
+# Params that change how a judge is *run*, not what it *says*: excluded from the metric version,
+# so tuning a timeout or moving the cache never re-scores everything.
+OPERATIONAL_PARAMS = frozenset(
+    {
+        "base_url",
+        "timeout_s",
+        "max_retries",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "breaker_threshold",
+        "cache",
+        "cache_path",
+        "prices",
+        "price_table_file",
+        "estimated_output_tokens",
+        "estimated_claims",
+        "fallback_file",
+        "claims_fallback_file",
+        "verify_fallback_file",
+        "prompt_label",
+    }
+)
+
+
+class JudgeParams(MetricParams):
+    """What every judge metric accepts (see docs/judges.md)."""
+
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    base_url: str | None = Field(default=None, description="default OPENAI_BASE_URL")
+    temperature: float | None = Field(default=0.0, ge=0, le=2, description="None: not sent")
+    max_tokens: int = Field(default=512, gt=0, le=32768)
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    json_mode: bool = Field(default=True, description="response_format json_object")
+    seed: int | None = None
+    timeout_s: float = Field(default=30.0, gt=0, description="per HTTP attempt")
+    max_retries: int = Field(default=3, ge=0, le=10, description="SDK retries on 408/409/429/5xx")
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    breaker_threshold: int = Field(default=5, ge=1, description="consecutive failures that open the circuit")
+    cache: bool = True
+    cache_path: str = "data/cache/judge.sqlite"
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per 1M tokens by model")
+    price_table_file: str | None = None
+    estimated_output_tokens: int = Field(default=150, gt=0, description="for --dry-run estimates")
+    prompt_label: str = "production"
+
+
+class JudgeMetric(BaseMetric):
+    """Shared machinery of judge metrics: run-scoped setup, prompts, calls, estimates, provenance.
+
+    Subclasses list their prompts in `prompt_specs()` and implement `score(item)`, calling
+    `ask(prompt_key, variables, schema)` for each judge question.
+    """
+
+    params: JudgeParams
+    builtin_prompts: ClassVar[dict[str, str]] = {}  # prompt key -> built-in fallback text
+    default_fallback_files: ClassVar[dict[str, Path]] = {}  # prompt key -> bundled fallback file
+
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(params, threshold=threshold, name=name)
+        self.prompts: dict[str, JudgePrompt] = {}
+        self.caller: JudgeCaller | None = None
+        self.breaker = CircuitBreaker(self.params.breaker_threshold)
+        self._context: MetricContext | None = None
+
+    # -- prompts ----------------------------------------------------------------------------
+    def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
+        """prompt key -> (Langfuse prompt name, fallback file param value or None)."""
+        raise NotImplementedError
+
+    def allowed_variables(self, prompt_key: str) -> set[str]:
+        """Template variables this metric fills for that prompt (checked against the prompt at setup)."""
+        return set(STANDARD_VARIABLES)
+
+    def _fallback_path(self, prompt_key: str, configured: str | None, base_dir: Path) -> Path | None:
+        if configured:
+            path = Path(configured)
+            return path if path.is_absolute() else base_dir / path
+        return self.default_fallback_files.get(prompt_key)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def setup(self, context: MetricContext) -> None:
+        """Resolve prompts, join the run's budget, limiter, cache and client (all in `context.shared`)."""
+        self._context = context
+        p = self.params
+        shared = context.shared
+        self.breaker = CircuitBreaker(p.breaker_threshold)
+        for key, (prompt_name, configured) in self.prompt_specs().items():
+            fallback = self._fallback_path(key, configured, context.base_dir)
+            prompt = await load_judge_prompt(
+                prompt_name,
+                label=p.prompt_label,
+                fallback_file=fallback,
+                fallback_text=None if fallback else self.builtin_prompts.get(key),
+                settings=context.settings,
+                shared=shared,
+            )
+            unknown = sorted(set(prompt.variables) - self.allowed_variables(key))
+            if unknown:
+                raise ConfigError(
+                    f"prompt '{prompt_name}' v{prompt.version} uses variables this metric does not fill: {unknown}",
+                    field=f"metrics.{self.name}",
+                    choices=sorted(self.allowed_variables(key)),
+                )
+            self.prompts[key] = prompt
+        base_url = p.base_url or context.settings.openai_base_url
+        budget: RunBudget = shared.setdefault(BUDGET_KEY, RunBudget(context.evaluation.max_cost_usd))
+        limiter: RateLimiter = shared.setdefault(f"judge.limiter:{base_url}:{p.model}", RateLimiter())
+        limiter.tighten(p.requests_per_minute, p.tokens_per_minute)
+        cache: JudgeCache | None = None
+        if p.cache:
+            path = Path(p.cache_path)
+            path = path if path.is_absolute() or p.cache_path == ":memory:" else context.base_dir / path
+            if f"judge.cache:{path}" not in shared:
+                shared[f"judge.cache:{path}"] = JudgeCache(path)
+            cache = shared[f"judge.cache:{path}"]
+        client = None
+        if not context.dry_run:
+            client_key = f"judge.client:{base_url}:{p.timeout_s}:{p.max_retries}"
+            if client_key not in shared:
+                shared[client_key] = make_client(
+                    context.settings, base_url=base_url, timeout_s=p.timeout_s, max_retries=p.max_retries
+                )
+            client = shared[client_key]
+        prices = PriceTable.from_config(p.prices, self._price_file(context.base_dir))
+        self.caller = JudgeCaller(
+            client=client,
+            spec=CallSpec(p.model, p.temperature, p.max_tokens, p.max_tokens_field, p.json_mode, p.seed),
+            base_url=base_url,
+            prices=prices,
+            budget=budget,
+            limiter=limiter,
+            breaker=self.breaker,
+            cache=cache,
+            dry_run=context.dry_run,
+        )
+
+    def _price_file(self, base_dir: Path) -> Path | None:
+        if not self.params.price_table_file:
+            return None
+        path = Path(self.params.price_table_file)
+        return path if path.is_absolute() else base_dir / path
+
+    async def aclose(self) -> None:
+        """Close the run-shared client and cache (idempotent: every judge metric of the run calls it)."""
+        if self._context is None:
+            return
+        shared = self._context.shared
+        for key in [k for k in shared if k.startswith(("judge.client:", "judge.cache:"))]:
+            resource = shared.pop(key, None)
+            if isinstance(resource, JudgeCache):
+                resource.close()
+            elif resource is not None:
+                await resource.close()
+
+    # -- identity ---------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """Judge model, prompts (name and version) and temperature: part of the metric version."""
+        prompts = self.prompts or self._local_prompts()
+        return {
+            "model": self.params.model,
+            "temperature": self.params.temperature,
+            "prompts": {key: [p.name, p.version] for key, p in sorted(prompts.items())},
+        }
+
+    def _local_prompts(self) -> dict[str, JudgePrompt]:
+        """Before `setup`: the fallback files' versions (setup may replace them by Langfuse versions)."""
+        out: dict[str, JudgePrompt] = {}
+        for key, (name, configured) in self.prompt_specs().items():
+            path = self._fallback_path(key, configured, Path.cwd())
+            text = None if path else self.builtin_prompts.get(key)
+            found = load_judge_prompt_sync(name, fallback_file=path, fallback_text=text)
+            if found is not None:
+                out[key] = found
+        return out
+
+    @property
+    def version(self) -> str:
+        semantic = {k: v for k, v in self.params.model_dump(mode="json").items() if k not in OPERATIONAL_PARAMS}
+        blob = json.dumps(
+            {"key": self.key, "params": semantic, "threshold": self.threshold, "provenance": self.provenance()},
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def prompt_name(self) -> str:
+        return ",".join(p.name for _, p in sorted(self.prompts.items()))
+
+    def prompt_version(self) -> str:
+        return ",".join(p.version for _, p in sorted(self.prompts.items()))
+
+    # -- scoring ----------------------------------------------------------------------------
+    async def ask(
+        self, prompt_key: str, variables: Mapping[str, Any], schema: dict[str, Any] | None, usage: Usage
+    ) -> dict[str, Any]:
+        """One judge question: render, call, parse. Raises JudgeDeferred, JudgeCallError, _ParseFailure."""
+        if self.caller is None:
+            raise JudgeCallError(f"metric '{self.name}': setup() was not called")
+        prompt = self.prompts[prompt_key]
+        messages = ensure_json_instruction(prompt.render(variables), self.params.json_mode)
+        answer = await self.caller.call(messages, prompt)
+        usage.add(answer)
+        try:
+            parsed = parse_judge_json(answer.content, schema)
+            self.check_answer(prompt_key, parsed)
+        except JudgeParseError as exc:
+            if answer.cached:  # a cached answer parsed once; a stricter schema now rejects it
+                raise _ParseFailure(str(exc), answer.content) from None
+            self.caller.failed(str(exc))
+            truncated = " (the answer hit max_tokens)" if answer.finish_reason == "length" else ""
+            raise _ParseFailure(f"{exc}{truncated}", answer.content) from None
+        await self.caller.succeeded(answer, prompt)
+        return parsed
+
+    def check_answer(self, prompt_key: str, parsed: dict[str, Any]) -> None:
+        """Extra semantic checks of a parsed answer (raise JudgeParseError); default none."""
+
+    async def execute(self, item: DatasetItem) -> MetricResult:
+        usage = Usage()
+        try:
+            result = await self.score(item, usage)
+        except JudgeDeferred as exc:
+            result = MetricResult.deferred(str(exc))
+        except JudgeCallError as exc:
+            result = MetricResult(status=MetricStatus.ERROR, error=f"judge call failed: {exc}")
+        except _ParseFailure as exc:
+            result = MetricResult(
+                status=MetricStatus.ERROR,
+                error=f"unparseable judge output: {exc.message}",
+                signals={"raw": exc.raw[:RAW_TEXT_LIMIT]},
+            )
+        return self.stamp(result, usage)
+
+    def stamp(self, result: MetricResult, usage: Usage) -> MetricResult:
+        """Provenance, tokens and cost on every row, whatever its status."""
+        result.model = self.params.model
+        result.prompt_name = self.prompt_name() or None
+        result.prompt_version = self.prompt_version() or None
+        result.input_tokens = usage.input_tokens
+        result.output_tokens = usage.output_tokens
+        result.cost_usd = round(usage.cost_usd, 8)
+        if usage.calls or usage.cache_hits:
+            result.signals.setdefault("judge_calls", usage.calls)
+            result.signals.setdefault("cache_hits", usage.cache_hits)
+        if usage.latency_s:
+            result.latency_s = round(usage.latency_s, 6)
+        return result
+
+    async def score(self, item: DatasetItem, usage: Usage) -> MetricResult:
+        raise NotImplementedError
+
+    # -- estimates --------------------------------------------------------------------------
+    def calls_per_item(self) -> int:
+        return 1
+
+    def estimate(self, items: Sequence[DatasetItem]) -> CostEstimate:
+        """Judge calls and cost for `items` (cache hits excluded once setup has run)."""
+        calls = 0
+        cost = 0.0
+        prices = self.caller.prices if self.caller else PriceTable.from_config(self.params.prices)
+        for item in items:
+            if self.missing_fields(item):
+                continue
+            if self.caller is not None and self.is_cached(item):
+                continue
+            n = self.calls_per_item()
+            tokens_in = self.estimate_input_tokens(item)
+            calls += n
+            cost += n * prices.cost(self.params.model, tokens_in, self.params.estimated_output_tokens)
+        return CostEstimate(calls=calls, cost_usd=round(cost, 6))
+
+    def estimate_input_tokens(self, item: DatasetItem) -> int:
+        texts = [item.query or "", item.actual_output or "", *(item.retrieved_content or [])]
+        return estimate_tokens("\n".join(texts)) + 400  # plus the rubric
+
+    def is_cached(self, item: DatasetItem) -> bool:
+        return False
+
+
+class _ParseFailure(Exception):
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.raw = raw
+
+
+class Usage:
+    """Tokens, cost and calls of one item's judge questions (a composite asks several)."""
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.calls = 0
+        self.cache_hits = 0
+        self.latency_s = 0.0
+
+    def add(self, answer: JudgeAnswer) -> None:
+        if answer.cached:  # paid by an earlier run: nothing is spent now
+            self.cache_hits += 1
+            return
+        self.calls += 1
+        self.input_tokens += answer.input_tokens
+        self.output_tokens += answer.output_tokens
+        self.cost_usd += answer.cost_usd
+        self.latency_s += answer.latency_s
+
+
+def ensure_json_instruction(messages: list[dict[str, str]], json_mode: bool) -> list[dict[str, str]]:
+    """OpenAI's JSON mode requires the word 'json' in the messages: add a system line if absent."""
+    if not json_mode or any("json" in m["content"].lower() for m in messages):
+        return messages
+    return [{"role": "system", "content": "Answer with a single JSON object."}, *messages]
+
+
+# -- item -> template variables -------------------------------------------------------------
+
+STANDARD_VARIABLES = (
+    "query",
+    "output",
+    "actual_output",
+    "expected_output",
+    "context",
+    "retrieved_content",
+    "conversation",
+    "additional_input",
+    "additional_output",
+)
+
+
+def numbered(items: Sequence[Any] | None) -> str:
+    """Retrieved content as the judge sees it: `[1] first\\n[2] second` (numbers match citations)."""
+    return "\n".join(f"[{i}] {as_text(value)}" for i, value in enumerate(items or [], start=1))
+
+
+def as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def field_value(item: DatasetItem, path: str) -> Any:
+    """A dotted path into the item (`additional_output.decision`, `retrieved_content.0`)."""
+    value: Any = item
+    for part in path.split("."):
+        if isinstance(value, DatasetItem):
+            value = getattr(value, part, None)
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit():
+            value = value[int(part)] if int(part) < len(value) else None
+        else:
+            value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def item_variables(item: DatasetItem, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every standard variable (empty when the item lacks it) plus `extra` name -> field path."""
+    conversation = "\n".join(f"{m.role}: {m.content}" for m in item.conversation or [])
+    variables = {
+        "query": item.query or "",
+        "output": item.actual_output or "",
+        "actual_output": item.actual_output or "",
+        "expected_output": item.expected_output or "",
+        "context": numbered(item.retrieved_content),
+        "retrieved_content": numbered(item.retrieved_content),
+        "conversation": conversation,
+        "additional_input": as_text(item.additional_input) if item.additional_input else "",
+        "additional_output": as_text(item.additional_output) if item.additional_output else "",
+    }
+    for name, path in (extra or {}).items():
+        value = field_value(item, path)
+        variables[name] = numbered(value) if isinstance(value, list) else as_text(value)
+    return variables
+
+
+# -- llm_judge --------------------------------------------------------------------------------
+
+DEFAULT_RUBRIC = """You are a strict evaluator of an AI assistant's answer.
+
+Question:
+{{query}}
+
+Retrieved context:
+{{context}}
+
+Answer to evaluate:
+{{output}}
+
+Rate the answer's overall quality (correct, grounded in the context, complete, clear) on a scale
+of 1 (very poor) to 5 (excellent). Reply with only a JSON object:
+{"score": <integer 1-5>, "label": "<poor|fair|good|excellent>", "reasoning": "<one or two sentences>"}
+"""
+
+DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": ["number", "string"]},
+        "label": {"type": ["string", "null"]},
+        "reasoning": {"type": ["string", "null"]},
+    },
+    "required": ["score"],
+}
+
+
+class LLMJudgeParams(JudgeParams):
+    prompt_name: str = Field(default="llm_judge", min_length=1, description="Langfuse prompt name")
+    fallback_file: str | None = Field(default=None, description="local prompt (default: built-in rubric)")
+    variables: dict[str, str] = Field(default_factory=dict, description="template variable -> item field path")
+    required: list[str] = Field(default_factory=lambda: ["actual_output"], description="item fields that must be set")
+    output_schema: dict[str, Any] | None = Field(default=None, description="JSON schema of the answer")
+    score_field: str = "score"
+    label_field: str = "label"
+    reasoning_field: str = "reasoning"
+    score_scale: tuple[float, float] | None = Field(default=(1.0, 5.0), description="raw scale -> 0..1; None: 0..1")
+    label_scores: dict[str, float] | None = Field(default=None, description="label -> score, for label-only rubrics")
+
+
+@metric(
+    key="llm_judge",
+    description="An LLM judge scores the item with a managed rubric prompt (0..1; provenance: model, prompt version).",
+    required_fields=("actual_output",),
+    default_threshold=0.5,
+    kind="llm",
+)
+class LLMJudgeMetric(JudgeMetric):
+    """One rubric question per item. Raw scores are mapped from `score_scale` (e.g. 1..5) to 0..1."""
+
+    Params = LLMJudgeParams
+    params: LLMJudgeParams
+    builtin_prompts: ClassVar[dict[str, str]] = {"rubric": DEFAULT_RUBRIC}
+
+    def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
+        return {"rubric": (self.params.prompt_name, self.params.fallback_file)}
+
+    def allowed_variables(self, prompt_key: str) -> set[str]:
+        return set(STANDARD_VARIABLES) | set(self.params.variables)
+
+    def missing_fields(self, item: DatasetItem) -> list[str]:
+        return [f for f in self.params.required if not _present(field_value(item, f))]
+
+    def variables_for(self, item: DatasetItem) -> dict[str, str]:
+        return item_variables(item, self.params.variables)
+
+    def schema(self) -> dict[str, Any]:
+        if self.params.output_schema is not None:
+            return self.params.output_schema
+        if self.params.score_field == "score":
+            return DEFAULT_OUTPUT_SCHEMA
+        return {"type": "object"}
+
+    async def score(self, item: DatasetItem, usage: Usage) -> MetricResult:
+        parsed = await self.ask("rubric", self.variables_for(item), self.schema(), usage)
+        return self.interpret(parsed)
+
+    def check_answer(self, prompt_key: str, parsed: dict[str, Any]) -> None:
+        self._score_of(parsed)  # raises JudgeParseError: the breaker and the error row see it
+
+    def _score_of(self, parsed: dict[str, Any]) -> tuple[float, float | str]:
+        p = self.params
+        label = parsed.get(p.label_field)
+        if p.score_field in parsed and parsed[p.score_field] is not None:
+            raw = read_score(parsed[p.score_field], field=p.score_field)
+            low, high = p.score_scale if p.score_scale else (0.0, 1.0)
+            return normalise_score(raw, low, high), raw
+        if p.label_scores is not None and isinstance(label, str):
+            if label not in p.label_scores:
+                raise JudgeParseError(f"label {label!r} is not one of {sorted(p.label_scores)}")
+            return float(p.label_scores[label]), label
+        raise JudgeParseError(f"the answer has no '{p.score_field}'")
+
+    def interpret(self, parsed: dict[str, Any]) -> MetricResult:
+        p = self.params
+        score, raw = self._score_of(parsed)
+        label = parsed.get(p.label_field)
+        reasoning = as_text(parsed.get(p.reasoning_field))
+        signals: dict[str, Any] = {"raw_score": raw}
+        return self.result(score, reasoning, label=str(label) if label is not None else None, signals=signals)
+
+    def estimate_input_tokens(self, item: DatasetItem) -> int:
+        prompt = self.prompts.get("rubric")
+        if prompt is None:
+            return super().estimate_input_tokens(item)
+        messages = prompt.render(self.variables_for(item))
+        return estimate_tokens("\n".join(m["content"] for m in messages))
+
+    def is_cached(self, item: DatasetItem) -> bool:
+        prompt = self.prompts.get("rubric")
+        if prompt is None or self.caller is None:
+            return False
+        messages = ensure_json_instruction(prompt.render(self.variables_for(item)), self.params.json_mode)
+        return self.caller.is_cached(messages, prompt)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return True
+
+
+# -- faithfulness (composite) -----------------------------------------------------------------
+
+CLAIMS_PROMPT = """Extract the factual claims made in the answer below. A claim is one short, self-contained
+statement that can be checked against source documents. Ignore opinions, greetings and hedges.
+
+Question:
+{{query}}
+
+Answer:
+{{output}}
+
+Reply with only a JSON object: {"claims": ["<claim 1>", "<claim 2>", ...]}
+"""
+
+VERIFY_PROMPT = """Decide whether the claim is supported by the context. Supported means the context states
+it or directly implies it; anything else (contradicted, or simply not mentioned) is unsupported.
+
+Context:
+{{context}}
+
+Claim:
+{{claim}}
+
+Reply with only a JSON object: {"supported": true|false, "reasoning": "<one sentence>"}
+"""
+
+CLAIMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"claims": {"type": "array", "items": {"type": "string"}}},
+    "required": ["claims"],
+}
+
+VERIFY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"supported": {"type": "boolean"}, "reasoning": {"type": ["string", "null"]}},
+    "required": ["supported"],
+}
+
+
+class FaithfulnessParams(JudgeParams):
+    claims_prompt_name: str = "faithfulness_claims"
+    claims_fallback_file: str | None = None
+    verify_prompt_name: str = "faithfulness_verify"
+    verify_fallback_file: str | None = None
+    output_field: str = Field(default="actual_output", description="item field holding the answer")
+    context_field: str = Field(default="retrieved_content", description="item field holding the sources")
+    max_claims: int = Field(default=20, gt=0, le=200, description="claims beyond this are not checked")
+    estimated_claims: int = Field(default=5, gt=0, description="for --dry-run estimates")
+
+
+@metric(
+    key="faithfulness",
+    description="Share of the answer's claims supported by the retrieved content (claim extraction + per-claim checks).",
+    required_fields=("actual_output", "retrieved_content"),
+    default_threshold=0.8,
+    kind="llm",
+)
+class FaithfulnessMetric(JudgeMetric):
+    """Composite judge: extract claims, check each against the context, score = supported / total.
+
+    The sub-scores (each claim, its verdict and the judge's reason) go into signals. Each sub-call is
+    cached on its own, so a run cut short by the budget resumes without paying again.
+    """
+
+    Params = FaithfulnessParams
+    params: FaithfulnessParams
+    builtin_prompts: ClassVar[dict[str, str]] = {"claims": CLAIMS_PROMPT, "verify": VERIFY_PROMPT}
+
+    def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
+        p = self.params
+        return {
+            "claims": (p.claims_prompt_name, p.claims_fallback_file),
+            "verify": (p.verify_prompt_name, p.verify_fallback_file),
+        }
+
+    def allowed_variables(self, prompt_key: str) -> set[str]:
+        return {*STANDARD_VARIABLES, "claim", "output", "context"}
+
+    def missing_fields(self, item: DatasetItem) -> list[str]:
+        fields = (self.params.output_field, self.params.context_field)
+        return [f for f in fields if not _present(field_value(item, f))]
+
+    def calls_per_item(self) -> int:
+        return 1 + self.params.estimated_claims
+
+    def variables_for(self, item: DatasetItem) -> dict[str, str]:
+        variables = item_variables(item)
+        output = field_value(item, self.params.output_field)
+        context = field_value(item, self.params.context_field)
+        variables["output"] = as_text(output)
+        variables["context"] = numbered(context) if isinstance(context, list) else as_text(context)
+        return variables
+
+    async def score(self, item: DatasetItem, usage: Usage) -> MetricResult:
+        variables = self.variables_for(item)
+        extracted = await self.ask("claims", variables, CLAIMS_SCHEMA, usage)
+        claims = [c.strip() for c in extracted["claims"] if isinstance(c, str) and c.strip()]
+        claims = list(dict.fromkeys(claims))
+        if not claims:
+            return MetricResult.skipped("the answer makes no checkable claims")
+        checked_claims = claims[: self.params.max_claims]
+        verdicts = await asyncio.gather(
+            *(self.ask("verify", {**variables, "claim": claim}, VERIFY_SCHEMA, usage) for claim in checked_claims),
+            return_exceptions=True,
+        )
+        for verdict in verdicts:  # deferral first (a later run finishes the item), then errors
+            if isinstance(verdict, JudgeDeferred):
+                raise verdict
+        for verdict in verdicts:
+            if isinstance(verdict, BaseException):
+                raise verdict
+        details = [
+            {"claim": claim, "supported": bool(v["supported"]), "reasoning": as_text(v.get("reasoning"))}
+            for claim, v in zip(checked_claims, verdicts, strict=True)
+            if isinstance(v, dict)
+        ]
+        supported = sum(1 for d in details if d["supported"])
+        score = round(supported / len(details), 6)
+        unsupported = [str(d["claim"]) for d in details if not d["supported"]]
+        explanation = f"{supported}/{len(details)} claims supported" + (
+            f"; unsupported: {'; '.join(unsupported[:3])}" if unsupported else ""
+        )
+        signals = {
+            "n_claims": len(claims),
+            "n_checked": len(details),
+            "n_supported": supported,
+            "claims": details,
+        }
+        return self.result(score, explanation, signals=signals)

@@ -1,0 +1,220 @@
+"""One door to the judge model: cache, dry run, circuit breaker, budget, limiter, SDK call, accounting.
+
+DATAFLOW of `JudgeCaller.call(messages, prompt)`:
+    cache key (base URL, model, prompt name+version, call params, messages)
+    -> cache hit                  -> JudgeAnswer(cached=True), no call, no cost
+    -> dry run                    -> JudgeDeferred (nothing is called in a dry run)
+    -> circuit open               -> JudgeDeferred (N consecutive failures earlier in the run)
+    -> budget.reserve(estimate)   -> JudgeDeferred when the run budget cannot cover the call
+    -> limiter.acquire            -> waits for requests/min and tokens/min quota
+    -> openai SDK call            -> timeouts; 429/5xx retried by the SDK honouring Retry-After
+    -> usage -> cost -> budget.settle, limiter.adjust
+    -> JudgeAnswer (the caller parses it, then `succeeded` caches it or `failed` trips the breaker)
+
+The `openai` SDK talks to any OpenAI-compatible base URL (OpenAI, Azure's v1 endpoint, vLLM, Ollama),
+so nothing here is provider specific.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import ConfigError
+from shared.metrics.judge_cache import JudgeCache, cache_key
+from shared.metrics.judge_cost import BudgetExhausted, PriceTable, RunBudget, estimate_tokens, messages_text
+from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+    from shared.metrics.judge_prompt import JudgePrompt
+
+BUDGET_KEY = "judge.budget"
+
+
+class JudgeDeferred(Exception):
+    """No call was made for a reason that a later run removes (budget, open circuit, dry run)."""
+
+
+class JudgeCallError(Exception):
+    """The judge call failed after the SDK's retries (HTTP error, timeout, connection refused)."""
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """Everything besides the messages that shapes the judge's answer (part of the cache key)."""
+
+    model: str
+    temperature: float | None = 0.0
+    max_tokens: int = 512
+    max_tokens_field: str = "max_tokens"
+    json_mode: bool = True
+    seed: int | None = None
+
+    def request_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": self.model, self.max_tokens_field: self.max_tokens}
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        if self.seed is not None:
+            kwargs["seed"] = self.seed
+        return kwargs
+
+
+@dataclass(frozen=True)
+class JudgeAnswer:
+    content: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cached: bool
+    latency_s: float
+    key: str
+    finish_reason: str | None = None
+    usage_estimated: bool = False
+
+
+def make_client(settings: Settings, *, base_url: str | None, timeout_s: float, max_retries: int) -> AsyncOpenAI:
+    """An AsyncOpenAI client; a self-hosted base URL without a key gets a placeholder key."""
+    from openai import AsyncOpenAI
+
+    url = base_url or settings.openai_base_url
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if not key:
+        if not url:
+            raise ConfigError("LLM judge: set OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI judge)")
+        key = "not-needed"  # vLLM / Ollama accept any key
+    return AsyncOpenAI(api_key=key, base_url=url, timeout=timeout_s, max_retries=max_retries)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, secret-free description of an SDK error for error rows and logs."""
+    status = getattr(exc, "status_code", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    text = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {message}"
+    return text[:500]
+
+
+class JudgeCaller:
+    """A metric's judge calls. Budget, limiter, cache and client are run-shared; the breaker is the metric's."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncOpenAI | None,
+        spec: CallSpec,
+        base_url: str | None,
+        prices: PriceTable,
+        budget: RunBudget,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        cache: JudgeCache | None,
+        dry_run: bool = False,
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.base_url = base_url or ""
+        self.prices = prices
+        self.budget = budget
+        self.limiter = limiter
+        self.breaker = breaker
+        self.cache = cache
+        self.dry_run = dry_run
+        self.calls = 0
+
+    def key(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> str:
+        return cache_key(
+            base_url=self.base_url,
+            prompt_name=prompt.name,
+            prompt_version=prompt.version,
+            spec=self.spec.__dict__,
+            messages=messages,
+        )
+
+    def estimated_cost(self, messages: list[dict[str, str]], output_tokens: int) -> float:
+        return self.prices.cost(self.spec.model, estimate_tokens(messages_text(messages)), output_tokens)
+
+    def is_cached(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> bool:
+        return self.cache is not None and self.cache.contains(self.key(messages, prompt))
+
+    async def call(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> JudgeAnswer:
+        key = self.key(messages, prompt)
+        if self.cache is not None:
+            hit = await self.cache.aget(key)
+            if hit is not None:
+                return JudgeAnswer(hit.content, hit.input_tokens, hit.output_tokens, hit.cost_usd, True, 0.0, key)
+        if self.dry_run:
+            raise JudgeDeferred("dry run: judge not called")
+        if self.breaker.is_open:
+            raise JudgeDeferred(
+                f"circuit open after {self.breaker.threshold} consecutive judge failures "
+                f"(last: {self.breaker.last_error})"
+            )
+        if self.client is None:
+            raise JudgeCallError("no judge client (setup() was not called)")
+        est_in = estimate_tokens(messages_text(messages))
+        try:
+            reservation = await self.budget.reserve(self.prices.cost(self.spec.model, est_in, self.spec.max_tokens))
+        except BudgetExhausted as exc:
+            raise JudgeDeferred(str(exc)) from None
+        actual = 0.0
+        try:
+            await self.limiter.acquire(est_in + self.spec.max_tokens)
+            started = time.perf_counter()
+            self.calls += 1
+            try:
+                response = await self.client.chat.completions.create(
+                    messages=messages,  # type: ignore[arg-type]
+                    **self.spec.request_kwargs(),
+                )
+            except Exception as exc:  # SDK errors after its own retries: APIStatusError, APITimeoutError, ...
+                error = describe_error(exc)
+                self.breaker.record_failure(error)
+                raise JudgeCallError(error) from exc
+            latency = time.perf_counter() - started
+            choice = response.choices[0] if response.choices else None
+            content = (choice.message.content if choice else None) or ""
+            usage = response.usage
+            estimated = usage is None
+            in_tokens = usage.prompt_tokens if usage else est_in
+            out_tokens = usage.completion_tokens if usage else estimate_tokens(content)
+            actual = self.prices.cost(self.spec.model, in_tokens, out_tokens)
+            self.limiter.adjust(in_tokens + out_tokens - (est_in + self.spec.max_tokens))
+        finally:
+            await self.budget.settle(reservation, actual)
+        return JudgeAnswer(
+            content=content,
+            input_tokens=in_tokens,
+            output_tokens=out_tokens,
+            cost_usd=actual,
+            cached=False,
+            latency_s=round(latency, 6),
+            key=key,
+            finish_reason=choice.finish_reason if choice else None,
+            usage_estimated=estimated,
+        )
+
+    async def succeeded(self, answer: JudgeAnswer, prompt: JudgePrompt) -> None:
+        """The answer parsed: reset the breaker and cache it (so no later run pays for it again)."""
+        if answer.cached:
+            return
+        self.breaker.record_success()
+        if self.cache is not None:
+            await self.cache.aput(
+                answer.key,
+                model=self.spec.model,
+                prompt_name=prompt.name,
+                prompt_version=prompt.version,
+                content=answer.content,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                cost_usd=answer.cost_usd,
+            )
+
+    def failed(self, error: str) -> None:
+        """The answer did not parse: a judge that keeps answering garbage trips the breaker too."""
+        self.breaker.record_failure(error)
