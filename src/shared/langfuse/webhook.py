@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.errors import ConfigError, TransientError
+from shared.errors import ConfigError, EvalmonError, TransientError
 from shared.langfuse.prompt import LangfusePromptManager, PromptChange
 from shared.langfuse.prompt_cache import PromptInvalidation, build_invalidation
 from shared.retry import async_retrying
@@ -220,9 +220,9 @@ def _is_retryable_http(exc: BaseException) -> bool:
     return isinstance(exc, TransientError | httpx.TransportError | TimeoutError)
 
 
-def _retry_any(exc: BaseException) -> bool:
-    """Slack alerts: the service already retried 429/5xx; retry anything but a config mistake."""
-    return not isinstance(exc, ConfigError)
+def _retry_slack(exc: BaseException) -> bool:
+    """Slack alerts: retry transient failures and unknown errors; a refusal (bad channel, bad token) is final."""
+    return isinstance(exc, TransientError | TimeoutError) or not isinstance(exc, EvalmonError)
 
 
 # -- app -------------------------------------------------------------------------------------
@@ -320,7 +320,7 @@ def create_app(
         assert slack is not None and channel
         text, blocks = _slack_text(event)
         try:
-            async for attempt in async_retrying(retry_attempts, initial=retry_initial_s, retry_on=_retry_any):
+            async for attempt in async_retrying(retry_attempts, initial=retry_initial_s, retry_on=_retry_slack):
                 with attempt:
                     await slack.post_message(channel, text, blocks)
             stats.slack_sent += 1
