@@ -1,0 +1,1 @@
+"""athena's Langfuse glue: the prompt patterns of its workflow steps."""
