@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -58,7 +57,7 @@ class Latency(BaseMetric):
 
 @metric(
     key="length_constraint",
-    description="1.0 when the text length (chars or words) is within [min, max], else 0.0.",
+    description="1.0 when the text length is within the configured char and/or word bounds, else 0.0.",
     required_fields=("actual_output",),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
@@ -67,22 +66,29 @@ class Latency(BaseMetric):
     higher_is_better=True,
 )
 class LengthConstraint(FieldMetric):
-    """Score 1.0 when min <= length <= max (bounds inclusive; a missing bound is open), else 0.0.
+    """Score 1.0 when every configured bound holds, else 0.0; passes at 1.0.
 
-    Length is counted on `params.field` with leading/trailing whitespace removed, in `chars`
-    (Unicode code points) or `words` (whitespace-separated). Passes at 1.0. The measured length
-    is in `signals.length`, so analysts can histogram it.
+    Bounds are inclusive: `min_chars` <= chars <= `max_chars` and `min_words` <= words <=
+    `max_words`; an unset bound is open, and at least one must be set. Length is measured on
+    `params.field` with leading/trailing whitespace removed: chars are Unicode code points,
+    words are whitespace-separated runs. The measured lengths are in `signals` (`chars`,
+    `words`), so analysts can histogram them.
     """
 
     class Params(FieldParams):
-        unit: Literal["chars", "words"] = "chars"
-        min: int | None = Field(default=1, ge=0)
-        max: int | None = Field(default=None, ge=0)
+        min_chars: int | None = Field(default=None, ge=0)
+        max_chars: int | None = Field(default=None, ge=0)
+        min_words: int | None = Field(default=None, ge=0)
+        max_words: int | None = Field(default=None, ge=0)
 
         @model_validator(mode="after")
-        def _ordered(self) -> LengthConstraint.Params:
-            if self.min is not None and self.max is not None and self.min > self.max:
-                raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        def _bounds(self) -> LengthConstraint.Params:
+            bounds = (self.min_chars, self.max_chars, self.min_words, self.max_words)
+            if all(b is None for b in bounds):
+                raise ValueError("set at least one of min_chars, max_chars, min_words, max_words")
+            for unit, lo, hi in (("chars", self.min_chars, self.max_chars), ("words", self.min_words, self.max_words)):
+                if lo is not None and hi is not None and lo > hi:
+                    raise ValueError(f"min_{unit} ({lo}) must not exceed max_{unit} ({hi})")
             return self
 
     params: Params
@@ -90,14 +96,22 @@ class LengthConstraint(FieldMetric):
     async def execute(self, item: DatasetItem) -> MetricResult:
         p = self.params
         text = self.text(item).strip()
-        length = word_count(text) if p.unit == "words" else len(text)
-        if p.min is not None and length < p.min:
-            score, why = 0.0, f"{length} {p.unit} < min {p.min}"
-        elif p.max is not None and length > p.max:
-            score, why = 0.0, f"{length} {p.unit} > max {p.max}"
-        else:
-            score, why = 1.0, f"{length} {p.unit} within [{p.min}, {p.max if p.max is not None else 'inf'}]"
-        return self.result(score, why, signals={"length": length, "unit": p.unit})
+        signals: dict[str, int] = {"chars": len(text)}
+        if p.min_words is not None or p.max_words is not None:
+            signals["words"] = word_count(text)
+        problems: list[str] = []
+        for unit, lo, hi in (("chars", p.min_chars, p.max_chars), ("words", p.min_words, p.max_words)):
+            length = signals.get(unit)
+            if length is None:
+                continue
+            if lo is not None and length < lo:
+                problems.append(f"{length} {unit} < min {lo}")
+            if hi is not None and length > hi:
+                problems.append(f"{length} {unit} > max {hi}")
+        if problems:
+            return self.result(0.0, "; ".join(problems), signals=signals)
+        measured = ", ".join(f"{n} {unit}" for unit, n in signals.items())
+        return self.result(1.0, f"{measured}: within bounds", signals=signals)
 
 
 @metric(

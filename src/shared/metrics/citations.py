@@ -13,8 +13,6 @@ from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
 from shared.metrics._text import (
     ANY_CITATION,
-    DOC_ID_CITATION,
-    INDEX_CITATION,
     citation_groups,
     clip,
     compile_pattern,
@@ -39,10 +37,12 @@ _MAX_LISTED = 20
 class CitationValidity(BaseMetric):
     """Score = valid / total over the distinct ids cited in `actual_output`, in [0, 1].
 
-    A citation is a match of `params.pattern`; its first non-empty group (or the whole match)
-    holds one or more ids separated by `,` or `;`. With `id_mode: index` (default) ids are
-    positions in `retrieved_content`, 1-based unless `index_base: 0`, and `[2-4]` ranges expand;
-    an id is valid when it names an existing document. With `id_mode: doc_id` ids are compared
+    A citation is a match of `params.pattern` (default: `[3]`, `[1, 2]`, `[2-4]`, or an id-like
+    `[doc-12]` / `[UW-RULE-0917]` that contains a digit); its first non-empty group (or the whole
+    match) holds one or more ids separated by `,` or `;`. With `id_mode: index` (default) ids
+    are positions in `retrieved_content`, 1-based unless `index_base: 0`, and `[2-4]` ranges
+    expand; an id is valid when it is an integer naming an existing document, so an id-like
+    citation such as `[UW-RULE-0917]` in an index-cited answer is invalid. With `id_mode: doc_id` ids are compared
     (case-insensitively unless `case_sensitive_ids`) with the document ids found in
     `additional_input[doc_ids_key]` (else `metadata[doc_ids_key]`), or extracted from each
     `retrieved_content` entry with `doc_id_pattern`. A missing `retrieved_content` means no
@@ -76,8 +76,7 @@ class CitationValidity(BaseMetric):
     ) -> None:
         super().__init__(params, threshold=threshold, name=name)
         p = self.params
-        default = INDEX_CITATION if p.id_mode == "index" else DOC_ID_CITATION
-        self._citation_re = compile_pattern(p.pattern or default)
+        self._citation_re = compile_pattern(p.pattern or ANY_CITATION)
         self._doc_id_re = compile_pattern(p.doc_id_pattern, flags=re.M) if p.doc_id_pattern else None
 
     def _norm(self, doc_id: str) -> str:
