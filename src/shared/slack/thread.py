@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem, Message
@@ -170,9 +170,19 @@ def first_answer_latency(conversation: list[Message]) -> float | None:
     return None
 
 
-def thread_to_item(record: SlackThread | Mapping[str, Any]) -> DatasetItem:
+def thread_to_item(record: SlackThread | Mapping[str, Any] | Any) -> DatasetItem:
     """The default extractor of `source.type: slack` (item id `<channel>:<thread_ts>`)."""
-    thread = record if isinstance(record, SlackThread) else SlackThread.model_validate(record)
+    if isinstance(record, SlackThread):
+        thread = record
+    else:  # an exported line (shared.slack.exporter): keep the thread's own fields, drop id/timestamp
+        raw = getattr(record, "raw", None)  # the file source wraps JSON lines in a Trace record
+        data = raw if isinstance(raw, Mapping) else record
+        if not isinstance(data, Mapping):
+            raise InvalidRecordError(f"not a Slack thread: {type(record).__name__}")
+        try:
+            thread = SlackThread.model_validate({k: v for k, v in data.items() if k in SlackThread.model_fields})
+        except ValidationError as exc:
+            raise InvalidRecordError(f"not a Slack thread: {exc.errors()[0]['msg']}") from None
     conversation = assign_roles(thread)
     users = [m for m in conversation if m.role == "user"]
     answers = [m for m in conversation if m.role == "assistant"]
