@@ -31,7 +31,7 @@ def write_monitor(
     """Write traces.csv and <name>.yaml under `root`; paths in the config are relative to `root`."""
     with (root / "traces.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "timestamp", "input", "output"])
+        writer.writerow(["id", "timestamp", "query", "actual_output"])
         for i in range(N_TRACES):
             stamp = (T0 + timedelta(minutes=15 * i)).isoformat().replace("+00:00", "Z")
             writer.writerow([f"t{i}", stamp, f"question {i}", "" if i % 5 == 0 else f"answer {i}"])

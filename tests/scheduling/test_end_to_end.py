@@ -50,6 +50,9 @@ def test_schedule_once_runs_the_monitor_and_exits_with_its_code(tmp_path: Path) 
     status = read_status(tmp_path / "st.json")["monitors"]["sched_e2e"]
     assert status["last_status"] == "ok" and status["runs"] == 1
     assert ledger_rows(tmp_path) == N_TRACES
+    (summary_file,) = (tmp_path / "runs").glob("*/summary.json")
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert summary["metrics"]["non_empty"]["mean"] == 0.75  # 3 of the 12 answers are empty
 
 
 def test_schedule_runs_on_its_interval_and_stops_on_sigterm_within_5_seconds(tmp_path: Path) -> None:
