@@ -62,7 +62,15 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
     "time": ("completionStartTime", "createdAt", "updatedAt"),
     "io": ("input", "output"),
     "metadata": ("metadata",),
-    "model": ("providedModelName", "internalModelId", "modelParameters", "modelId", "inputPrice", "outputPrice", "totalPrice"),
+    "model": (
+        "providedModelName",
+        "internalModelId",
+        "modelParameters",
+        "modelId",
+        "inputPrice",
+        "outputPrice",
+        "totalPrice",
+    ),
     "usage": ("usageDetails", "costDetails", "totalCost", "usagePricingTierName"),
     "prompt": ("promptId", "promptName", "promptVersion"),
     "metrics": ("latency", "timeToFirstToken"),
@@ -131,7 +139,7 @@ class FakeLangfuse:
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._rng = random.Random(self.faults.seed)
         self._fault_counter = 0
         self._server: uvicorn.Server | None = None
@@ -294,7 +302,8 @@ class FakeLangfuse:
         denied = self._guard(request, "/api/public/projects")
         if denied:
             return denied
-        return self._ok({
+        return self._ok(
+            {
                 "data": [
                     {
                         "id": PROJECT_ID,
@@ -303,7 +312,8 @@ class FakeLangfuse:
                         "metadata": {},
                     }
                 ]
-            })
+            }
+        )
 
     # -- routes: observations ----------------------------------------------------------------
     async def _observations(self, request: Request) -> Response:
@@ -605,7 +615,10 @@ class FakeLangfuse:
             chunk = items[(page - 1) * limit : page * limit]
             total_pages = max(1, -(-len(items) // limit))
             return self._ok(
-                {"data": chunk, "meta": {"page": page, "limit": limit, "totalItems": len(items), "totalPages": total_pages}}
+                {
+                    "data": chunk,
+                    "meta": {"page": page, "limit": limit, "totalItems": len(items), "totalPages": total_pages},
+                }
             )
         body = await request.json()
         if not isinstance(body, dict) or not body.get("datasetName"):
@@ -867,10 +880,17 @@ def _conditions_from_query(q: Mapping[str, str]) -> list[Condition]:
     if q.get("traceId"):
         specs.append({"type": "string", "column": "traceId", "operator": "=", "value": q["traceId"]})
     if q.get("environment"):
-        specs.append({"type": "stringOptions", "column": "environment", "operator": "any of", "value": [q["environment"]]})
+        specs.append(
+            {"type": "stringOptions", "column": "environment", "operator": "any of", "value": [q["environment"]]}
+        )
     if q.get("isRootObservation") in ("true", "false"):
         specs.append(
-            {"type": "boolean", "column": "isRootObservation", "operator": "=", "value": q["isRootObservation"] == "true"}
+            {
+                "type": "boolean",
+                "column": "isRootObservation",
+                "operator": "=",
+                "value": q["isRootObservation"] == "true",
+            }
         )
     if q.get("fromStartTime"):
         specs.append({"type": "datetime", "column": "startTime", "operator": ">=", "value": q["fromStartTime"]})

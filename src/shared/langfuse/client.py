@@ -91,7 +91,9 @@ def check_connection(client: Langfuse) -> None:
             ) from None
         raise SourceError(f"Langfuse at {host} answered HTTP {exc.status_code} to the connection check") from None
     except httpx.HTTPError as exc:
-        raise SourceError(f"Langfuse at {host} is unreachable ({type(exc).__name__}): check LANGFUSE_BASE_URL") from None
+        raise SourceError(
+            f"Langfuse at {host} is unreachable ({type(exc).__name__}): check LANGFUSE_BASE_URL"
+        ) from None
     if not projects.data:
         raise ConfigError(f"Langfuse at {host} knows no project for these keys", field="LANGFUSE_PUBLIC_KEY")
 

@@ -139,7 +139,9 @@ class ObservationReader:
                 stats=self.stats,
             )
         except TransientError as exc:
-            raise SourceError(f"Langfuse observations read failed after {self.params.max_retries} retries: {exc}") from None
+            raise SourceError(
+                f"Langfuse observations read failed after {self.params.max_retries} retries: {exc}"
+            ) from None
         except ApiError as exc:
             if exc.status_code in (401, 403):
                 raise ConfigError(
