@@ -203,6 +203,7 @@ class JudgeMetric(BaseMetric):
 
     async def aclose(self) -> None:
         """Close the run-shared client and cache (idempotent: every judge metric of the run calls it)."""
+        self.caller = None
         if self._context is None:
             return
         shared = self._context.shared

@@ -125,6 +125,9 @@ class JudgeCaller:
         self.cache = cache
         self.dry_run = dry_run
         self.calls = 0
+        # Real prompt tokens / estimated, the largest seen: tokenizers differ, so reservations learn
+        # from the provider's usage and stay pessimistic after the first answers.
+        self.input_ratio = 1.0
 
     def key(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> str:
         return cache_key(
@@ -134,9 +137,6 @@ class JudgeCaller:
             spec=self.spec.__dict__,
             messages=messages,
         )
-
-    def estimated_cost(self, messages: list[dict[str, str]], output_tokens: int) -> float:
-        return self.prices.cost(self.spec.model, estimate_tokens(messages_text(messages)), output_tokens)
 
     def is_cached(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> bool:
         return self.cache is not None and self.cache.contains(self.key(messages, prompt))
@@ -156,7 +156,7 @@ class JudgeCaller:
             )
         if self.client is None:
             raise JudgeCallError("no judge client (setup() was not called)")
-        est_in = estimate_tokens(messages_text(messages))
+        est_in = int(estimate_tokens(messages_text(messages)) * self.input_ratio) + 1
         try:
             reservation = await self.budget.reserve(self.prices.cost(self.spec.model, est_in, self.spec.max_tokens))
         except BudgetExhausted as exc:
@@ -183,6 +183,8 @@ class JudgeCaller:
             in_tokens = usage.prompt_tokens if usage else est_in
             out_tokens = usage.completion_tokens if usage else estimate_tokens(content)
             actual = self.prices.cost(self.spec.model, in_tokens, out_tokens)
+            if usage is not None:
+                self.input_ratio = min(20.0, max(self.input_ratio, in_tokens * self.input_ratio / est_in))
             self.limiter.adjust(in_tokens + out_tokens - (est_in + self.spec.max_tokens))
         finally:
             await self.budget.settle(reservation, actual)

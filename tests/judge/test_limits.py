@@ -1,0 +1,92 @@
+"""Limiter, breaker, budget and cache on their own (no judge involved)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.metrics.judge_cache import JudgeCache, cache_key
+from shared.metrics.judge_cost import BudgetExhausted, ModelPrice, PriceTable, RunBudget
+from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
+
+
+def test_request_limiter_holds_the_rate() -> None:
+    limiter = RateLimiter(requests_per_minute=1200)  # 20/s, burst of 1 s = 20
+
+    async def go() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.acquire() for _ in range(40)))
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(go())
+    assert 0.9 <= elapsed < 2.0  # 20 at once, then 20 more at 20/s
+
+
+def test_token_limiter_counts_tokens_and_real_usage() -> None:
+    limiter = RateLimiter(tokens_per_minute=60_000)  # 1000 tokens/s
+
+    async def go() -> float:
+        await limiter.acquire(1000)  # the whole burst
+        limiter.adjust(500)  # the call really used 500 more than estimated
+        started = time.monotonic()
+        await limiter.acquire(500)
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) >= 0.9  # 1000 tokens of debt before 500 more fit
+
+
+def test_breaker_opens_after_consecutive_failures_only() -> None:
+    breaker = CircuitBreaker(3)
+    for _ in range(2):
+        breaker.record_failure("boom")
+    breaker.record_success()
+    breaker.record_failure("boom")
+    breaker.record_failure("boom")
+    assert not breaker.is_open
+    breaker.record_failure("boom")
+    assert breaker.is_open
+
+
+def test_budget_never_reserves_past_the_limit() -> None:
+    async def go() -> RunBudget:
+        budget = RunBudget(1.0)
+        first = await budget.reserve(0.6)
+        with pytest.raises(BudgetExhausted):
+            await budget.reserve(0.6)  # in flight + this one would pass the limit
+        await budget.settle(first, 0.1)
+        with pytest.raises(BudgetExhausted):  # once reached, closed for the rest of the run
+            await budget.reserve(0.01)
+        return budget
+
+    budget = asyncio.run(go())
+    assert budget.spent_usd == pytest.approx(0.1)
+    assert budget.exhausted
+
+
+def test_price_table_prefix_override_and_file(tmp_path: Path) -> None:
+    file = tmp_path / "prices.yaml"
+    file.write_text("my-vllm-model: {input: 1.0, output: 2.0}\n")
+    table = PriceTable.from_config({"gpt-4o-mini": {"input": 10, "output": 20}}, file)
+    assert table.cost("gpt-4o-mini-2024-07-18", 1_000_000, 0) == pytest.approx(10.0)
+    assert table.cost("my-vllm-model", 500_000, 500_000) == pytest.approx(1.5)
+    assert table.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(12.5)  # default kept
+    assert table.cost("unknown-model", 10, 10) == 0.0
+    assert PriceTable({"x": ModelPrice(input=1, output=1)}).price("x-1") is not None
+
+
+def test_cache_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "judge.sqlite"
+    key = cache_key(model="m", messages=[{"role": "user", "content": "hi"}])
+    cache = JudgeCache(path)
+    cache.put(
+        key, model="m", prompt_name="p", prompt_version="1", content="{}", input_tokens=3, output_tokens=1, cost_usd=0.5
+    )
+    cache.close()
+    reopened = JudgeCache(path)
+    hit = reopened.get(key)
+    assert hit is not None and hit.content == "{}" and hit.cost_usd == 0.5
+    assert reopened.get(cache_key(model="m", messages=[])) is None
+    reopened.close()
