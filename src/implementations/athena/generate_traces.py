@@ -151,6 +151,7 @@ UNICODE_NAMES = (
     "Ñandú Logística S.A.",
     "Crème & Co 🥐",
 )
+TIVS = (450_000, 900_000, 1_250_000, 2_400_000, 3_800_000, 5_500_000, 7_400_000, 12_000_000)
 CONSTRUCTIONS = ("frame", "joisted masonry", "non-combustible", "masonry non-combustible", "fire resistive")
 QUESTIONS = (
     "Should we bind this {lob} risk for {name}?",
@@ -252,12 +253,12 @@ class _TraceBuilder:
         business, cooking = rng.choice(BUSINESSES)
         name = rng.choice(UNICODE_NAMES) if unicode_case else f"{rng.choice(NAME_PARTS[0])} {rng.choice(NAME_PARTS[1])}"
         construction = rng.choice(CONSTRUCTIONS)
-        year_built = rng.randint(1925, 2022)
+        year_built = rng.randint(1950, 2023)
         age = start.year - year_built
-        tiv = rng.choice((450_000, 900_000, 1_250_000, 2_400_000, 3_800_000, 5_500_000, 7_400_000, 12_000_000))
-        claims = rng.choices((0, 1, 2, 3, 4, 5), weights=(45, 25, 12, 8, 6, 4))[0]
+        tiv = rng.choices(TIVS, weights=(22, 22, 18, 14, 11, 6, 4, 3))[0]
+        claims = rng.choices((0, 1, 2, 3, 4, 5), weights=(58, 24, 9, 5, 3, 1))[0]
         sprinklered = rng.random() < 0.55
-        hood = cooking and rng.random() < 0.6
+        hood = cooking and rng.random() < 0.75
         vacant = rng.random() < 0.03
         case_id = f"CASE-{start.year}-{rng.randint(1, 999_999):06d}"
         lob = "commercial property"
@@ -327,13 +328,13 @@ class _TraceBuilder:
                     f"a wildfire score of {wildfire} needs a defensible-space inspection",
                 )
             )
-        if flood_zone in ("AE", "VE", "A"):
+        if flood_zone in ("AE", "VE", "A") and tiv > 1_000_000:
             refer_keys.append("flood")
             flags.append(f"flood_zone: {flood_zone}")
             supports.append(
                 (
                     f"HAZ-FL-{flood_zone}",
-                    f"FEMA flood zone {flood_zone} at {city}, {region}: special flood hazard area.",
+                    f"FEMA flood zone {flood_zone} at {city}, {region}: special flood hazard area; TIV above $1,000,000 needs flood review.",
                     f"the location is in special flood hazard area {flood_zone}",
                 )
             )
@@ -347,13 +348,13 @@ class _TraceBuilder:
                     f"the TIV of ${tiv:,} exceeds delegated authority",
                 )
             )
-        if age > 50:
+        if age > 60 and construction in ("frame", "joisted masonry"):
             refer_keys.append("age")
             flags.append(f"building_age: {age} years")
             supports.append(
                 (
                     "UW-RULE-0131",
-                    "Buildings older than 50 years need updated roof, electrical and plumbing certificates.",
+                    "Combustible buildings older than 60 years need updated roof, electrical and plumbing certificates.",
                     f"the building is {age} years old and needs updated systems certificates",
                 )
             )
@@ -824,19 +825,18 @@ def _missing_ids(rng: random.Random, n: int, defects: bool) -> dict[int, str]:
     return {index: kinds[pos % len(kinds)] for pos, index in enumerate(sorted(rng.sample(range(n), count)))}
 
 
-def _defect_picker(rng: random.Random, defects: bool) -> Iterator[str | None]:
-    names = list(DEFECT_WEIGHTS)
-    cumulative: list[float] = []
-    total = 0.0
-    for name in names:
-        total += DEFECT_WEIGHTS[name]
-        cumulative.append(total)
-    while True:
-        if not defects:
-            yield None
-            continue
-        draw = rng.random()
-        yield next((names[i] for i, c in enumerate(cumulative) if draw < c), None)
+def _defect_plan(rng: random.Random, n: int, defects: bool) -> list[str | None]:
+    """Each trace's defect: `round(n * weight)` of each kind (at least one of each from 100
+    traces on), shuffled, so even a small sample shows the whole mix at the intended shares."""
+    if not defects:
+        return [None] * n
+    plan: list[str | None] = []
+    for name, weight in DEFECT_WEIGHTS.items():
+        plan.extend([name] * max(round(n * weight), 1 if n >= 100 else 0))
+    plan = plan[:n]
+    plan.extend([None] * (n - len(plan)))
+    rng.shuffle(plan)
+    return plan
 
 
 def _utc(value: datetime) -> datetime:
@@ -864,10 +864,10 @@ def generate_traces(
     fields = _field_filter(field_groups)
     rng = random.Random(seed)
     missing = _missing_ids(rng, n, defects)
-    picker = _defect_picker(rng, defects)
+    plan = _defect_plan(rng, n, defects)
     builder = _TraceBuilder(rng, _utc(base_time), hours)
     for index in range(n):
-        yield _keep(builder.build(next(picker), missing.get(index)), fields)
+        yield _keep(builder.build(plan[index], missing.get(index)), fields)
 
 
 def generate_rows(n: int, **options: Any) -> Iterator[dict[str, Any]]:
@@ -941,11 +941,10 @@ def _write_from_templates(
     fields = _field_filter(field_groups)
     rng = random.Random(seed)
     missing = _missing_ids(rng, n, defects)
-    picker = _defect_picker(rng, defects)
+    count = min(variety, n)
+    plan = _defect_plan(rng, count, defects)
     builder = _TemplateBuilder(rng, base_time, hours)
-    templates = [
-        _Template.compile(_keep(builder.build(next(picker), None), fields), encoder) for _ in range(min(variety, n))
-    ]
+    templates = [_Template.compile(_keep(builder.build(plan[i], None), fields), encoder) for i in range(count)]
     span = hours * 3600.0
     batch: list[str] = []
     for index in range(n):
