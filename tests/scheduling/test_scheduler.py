@@ -133,3 +133,13 @@ def test_cron_schedules_fire_in_utc_and_bad_cron_is_a_config_error() -> None:
     assert fire == datetime(2026, 11, 22, 11, 15, tzinfo=UTC)
     with pytest.raises(ConfigError, match=r"schedule\.cron"):
         build_trigger(ScheduleConfig(cron="every hour"))
+
+
+def test_an_unwritable_status_file_never_stops_the_monitors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    job = RecordingJob()
+    with caplog.at_level(logging.WARNING, logger="shared.monitoring.scheduler"):
+        code = MonitoringScheduler([MonitorJob("a", job)], status_path=blocker / "status.json").run_once()
+    assert code == 0 and len(job.starts) == 1
+    assert "cannot write the status file" in caplog.text

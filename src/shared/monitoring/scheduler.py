@@ -144,11 +144,14 @@ class StatusFile:
     started_at: str = field(default_factory=lambda: iso(datetime.now(UTC)))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def update(self, name: str, **changes: Any) -> None:
+    def update(self, name: str, *, increment: Sequence[str] = (), **changes: Any) -> None:
+        """Set fields and add one to the `increment` counters, under one lock (threads race here)."""
         with self._lock:
             status = self.monitors.setdefault(name, MonitorStatus())
             for key, value in changes.items():
                 setattr(status, key, value)
+            for key in increment:
+                setattr(status, key, getattr(status, key) + 1)
             self._write()
 
     def set_state(self, state: str) -> None:
@@ -164,15 +167,22 @@ class StatusFile:
         }
 
     def _write(self) -> None:
+        """Best effort: a full disk or a bad path is logged, never allowed to stop the monitors."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._replace(self.path)
+        except OSError as exc:
+            logger.warning("cannot write the status file %s: %s", self.path, exc)
+
+    def _replace(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps(self.snapshot(), indent=2, sort_keys=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(blob)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -329,9 +339,9 @@ class MonitoringScheduler:
             logger.exception("monitor %s: run raised %s", job.name, error)
         duration = round(time.monotonic() - started, 3)
         self._exit_codes[job.name] = code
-        previous = self.status.monitors[job.name]
         self.status.update(
             job.name,
+            increment=("runs", "failures") if code != EXIT_OK else ("runs",),
             running=False,
             last_finish=iso(datetime.now(UTC)),
             last_status=status,
@@ -339,8 +349,6 @@ class MonitoringScheduler:
             last_error=error,
             last_duration_s=duration,
             next_run=self._next_run(job.name),
-            runs=previous.runs + 1,
-            failures=previous.failures + (1 if code != EXIT_OK else 0),
         )
         log = logger.info if code == EXIT_OK else logger.warning
         log("monitor %s: run finished, status %s, exit code %d, %.1fs", job.name, status, code, duration)
@@ -350,13 +358,12 @@ class MonitoringScheduler:
         name = str(event.job_id)
         if name not in self.status.monitors:
             return
-        previous = self.status.monitors[name]
         if event.code == EVENT_JOB_MAX_INSTANCES:
             logger.warning("monitor %s: previous run still going, this trigger is skipped", name)
-            self.status.update(name, skipped_overlaps=previous.skipped_overlaps + 1, next_run=self._next_run(name))
+            self.status.update(name, increment=("skipped_overlaps",), next_run=self._next_run(name))
         else:
             logger.warning("monitor %s: run missed its misfire grace time, skipped", name)
-            self.status.update(name, missed=previous.missed + 1, next_run=self._next_run(name))
+            self.status.update(name, increment=("missed",), next_run=self._next_run(name))
 
     def _next_run(self, name: str) -> str | None:
         if self._scheduler is None or self._stop.is_set():
