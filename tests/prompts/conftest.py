@@ -45,7 +45,7 @@ def lf_settings(fake: FakeLangfuse | None = None, **extra: object) -> Settings:
         "prompt_cache_stamp": None,
     }
     values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

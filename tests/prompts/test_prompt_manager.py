@@ -31,7 +31,7 @@ class Clock:
 
 def manager(fake: FakeLangfuse | None, **kwargs: object) -> LangfusePromptManager:
     kwargs.setdefault("max_retries", 0)
-    return LangfusePromptManager(lf_settings(fake), **kwargs)  # type: ignore[arg-type]
+    return LangfusePromptManager(lf_settings(fake), **kwargs)
 
 
 def test_get_serves_production_label_from_cache_until_ttl(langfuse: FakeLangfuse) -> None:
@@ -218,7 +218,7 @@ def test_check_interval_limits_how_often_stamps_are_read(langfuse: FakeLangfuse,
         reads += 1
         return real_snapshot()
 
-    stamps.snapshot = counting_snapshot  # type: ignore[method-assign]
+    stamps.snapshot = counting_snapshot
     m = manager(langfuse, ttl_s=600, invalidation=stamps, check_interval_s=2.0, clock=clock)
     m.client.create_prompt(name="judge", prompt="v1", labels=["production"])
     for _ in range(5):
