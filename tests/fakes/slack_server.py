@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
@@ -181,9 +182,8 @@ def build_app(state: FakeSlack) -> Starlette:
             if not isinstance(parsed, dict):
                 return JSONResponse({"ok": False, "error": "invalid_json"})
             args.update(parsed)
-        elif body:
-            form = await request.form()
-            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        elif body:  # application/x-www-form-urlencoded (Slack's default body encoding)
+            args.update(dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)))
         with state._lock:
             state.calls.append((method, {k: v for k, v in args.items() if k != "token"}))
             queue = state.injections.get(method) or []
