@@ -59,6 +59,8 @@ DEFECT_WEIGHTS: dict[str, float] = {
     "missing_fields": 0.02,  # no prompt, no rule-lookup, no root output, or no recommendation step
 }
 MISSING_ID_RATE = 0.01
+# What a `missing_fields` trace lacks; a missing recommendation step makes the trace invalid.
+MISSING_FIELD_VARIANTS = ("no_prompt", "no_lookup", "no_root_output", "no_recommendation")
 DECISIONS = ("approve", "decline", "refer")
 
 
@@ -575,7 +577,7 @@ class _TraceBuilder:
             rows[3]["statusMessage"] = "empty completion" if not output_raw else "finish_reason=length"
 
         if defect == "missing_fields":
-            variant = rng.choice(("no_prompt", "no_lookup", "no_root_output", "no_recommendation"))
+            variant = rng.choices(MISSING_FIELD_VARIANTS, weights=(3, 3, 3, 1))[0]
             if variant == "no_prompt":
                 rows[3]["input"] = None
             elif variant == "no_lookup":
