@@ -157,6 +157,8 @@ def parse_answer(output: Any) -> Answer:
     (`{"role": ..., "content": "..."}`) is unwrapped. Truncated JSON is salvaged with regexes so a
     half answer still shows its decision; its text stays the raw output.
     """
+    if isinstance(output, str) and output.lstrip().startswith(("{", "[")):
+        output = _maybe_json(output)  # a raw string that no one parsed yet
     if isinstance(output, Mapping) and "decision" not in output and isinstance(output.get("content"), str):
         output = _maybe_json(output["content"])
     if output is None or (isinstance(output, str) and not output.strip()):
