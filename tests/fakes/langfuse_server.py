@@ -110,7 +110,7 @@ class Faults:
     error_rate: float = 0.0  # share of requests answered 503
     rate_limit_every: int = 0  # every Nth request answered 429 with Retry-After
     retry_after: str = "0"
-    fail_writes_after: int | None = None  # POST scores answers 500 once this many scores are stored
+    fail_writes_after: int | None = None  # POST scores answers 503 once this many scores are stored
     reject_score_names: set[str] = field(default_factory=set)  # 207: these scores are rejected
     seed: int = 7
 
@@ -375,7 +375,13 @@ class FakeLangfuse:
         with self._lock:
             limit = self.faults.fail_writes_after
             if limit is not None and self.state.score_writes + len(items) > limit:
-                return self._answer(JSONResponse({"message": "Internal Server Error"}, status_code=500))
+                return self._answer(
+                    JSONResponse(
+                        {"message": "Service unavailable"},
+                        status_code=503,
+                        headers={"Retry-After": self.faults.retry_after},
+                    )
+                )
             errors: list[str] = []
             accepted = 0
             last_id = ""

@@ -35,7 +35,10 @@ def config(tmp_path: Path) -> Path:
         "window": {"since": iso(WINDOW_SINCE), "until": iso(WINDOW_UNTIL)},
         "metrics": [{"key": "non_empty"}, {"key": "latency"}],
         "dedup": {"store": "csv", "path": str(tmp_path / "scored_items.csv")},
-        "publish": {"local": {"dir": str(tmp_path / "runs")}, "langfuse": {"enabled": True, "environment": "production"}},
+        "publish": {
+            "local": {"dir": str(tmp_path / "runs")},
+            "langfuse": {"enabled": True, "environment": "production"},
+        },
     }
     path.write_text(yaml.safe_dump(body), encoding="utf-8")
     return path
