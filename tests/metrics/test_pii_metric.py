@@ -35,6 +35,8 @@ def test_luhn(number: str, valid: bool) -> None:
         ("+44 20 7946 0958", "phone", "***58"),
         ("+49 (30) 1234-5678", "phone", "***78"),
         ("020 7946 0958", "phone", "***58"),
+        ("(555) 0142-1234", "phone", "***34"),
+        ("(11) 3456-7890", "phone", "***90"),
     ],
 )
 def test_pii_leak_detected_and_masked(raw: str, kind: str, masked: str) -> None:
@@ -98,3 +100,25 @@ def test_pii_found_list_is_capped_and_1mb_text_is_fast_enough() -> None:
     filler = ("Premium 1,234 for 12 months; zone AE; ref 2024-01-15. " * (ONE_MB // 55)) + "x@y.org"
     assert score(make("pii_leakage"), actual_output=filler).signals["kinds"] == {"email": 1}
     assert score(make("pii_leakage"), actual_output="9" * ONE_MB).score == 0.0
+
+
+def test_digit_prefilter_never_hides_a_detector_match() -> None:
+    """Run each digit detector with and without the prefilter over varied digit layouts."""
+    import random
+
+    from shared.metrics import pii
+
+    rng = random.Random(5)
+    samples = []
+    for _ in range(3000):
+        parts = [str(rng.randint(0, 99999)) for _ in range(rng.randint(2, 5))]
+        seps = [rng.choice([" ", "-", ".", ") ", " (", "", "+", ") ("]) for _ in parts]
+        samples.append("x " + "".join(s + p for s, p in zip(seps, parts, strict=True)) + " y")
+    found_any = 0
+    for text in samples:
+        for pattern in (pii._CARD_RE, pii._SSN_RE, *pii._PHONE_RES):
+            for m in pattern.finditer(text):
+                if len(pii._NON_DIGIT_RE.sub("", m.group())) >= 9:
+                    found_any += 1
+                    assert pii._DIGIT_RUN_RE.search(text), text
+    assert found_any > 50

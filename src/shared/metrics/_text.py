@@ -17,7 +17,11 @@ TextField = Literal["actual_output", "query", "expected_output"]
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
 _WS_RE = re.compile(r"\s+")
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
+# One translate pass: drop invisible characters, straighten curly quotes.
+_MATCHING_TABLE = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'}
+    | dict.fromkeys(_INVISIBLE, None)
+)
 
 
 def strip_invisible(text: str) -> str:
@@ -31,7 +35,7 @@ def normalize_for_matching(text: str) -> str:
     Used by phrase detectors (refusal, injection markers) so that "I’m  sorry" and "i'm sorry"
     match the same pattern.
     """
-    return _WS_RE.sub(" ", strip_invisible(text).translate(_QUOTES)).casefold()
+    return " ".join(text.translate(_MATCHING_TABLE).split()).casefold()
 
 
 def collapse_whitespace(text: str) -> str:
