@@ -733,9 +733,11 @@ class _TemplateBuilder(_TraceBuilder):
 
 @dataclass
 class _Template:
-    segments: list[tuple[str, bool, int]]  # (literal before, is_id, index or ms offset)
-    tail: str
+    """A trace's JSONL text as a `str.format` pattern: fields 0..ids-1 are ids, then times."""
+
+    pattern: str
     ids: int
+    offsets: list[timedelta]  # the distinct times of the trace, relative to its start
     rows: int
     defect: str | None
     decision: str | None
@@ -744,27 +746,25 @@ class _Template:
     def compile(cls, trace: GeneratedTrace, encoder: json.JSONEncoder) -> _Template:
         text = "".join(encoder.encode(row) + "\n" for row in trace.rows)
         pieces = _PLACEHOLDER.split(text)
-        segments = [(pieces[i], pieces[i + 1] == "I", int(pieces[i + 2])) for i in range(0, len(pieces) - 1, 3)]
-        ids = 1 + max((v for _, is_id, v in segments if is_id), default=0)
-        return cls(segments, pieces[-1], ids, len(trace.rows), trace.defect, trace.decision)
+        holes = [(pieces[i + 1] == "I", int(pieces[i + 2])) for i in range(0, len(pieces) - 1, 3)]
+        ids = 1 + max((v for is_id, v in holes if is_id), default=0)
+        times = sorted({v for is_id, v in holes if not is_id})
+        slot = {v: ids + n for n, v in enumerate(times)}
+        out: list[str] = []
+        for n, (is_id, value) in enumerate(holes):
+            out.append(pieces[3 * n].replace("{", "{{").replace("}", "}}"))
+            out.append(f"{{{value if is_id else slot[value]}}}")
+        out.append(pieces[-1].replace("{", "{{").replace("}", "}}"))
+        offsets = [timedelta(milliseconds=v) for v in times]
+        return cls("".join(out), ids, offsets, len(trace.rows), trace.defect, trace.decision)
 
     def fill(self, rng: random.Random, start: datetime, missing_id: str | None) -> str:
-        ids = [f'"{rng.getrandbits(128):032x}"'] + [f'"{rng.getrandbits(64):016x}"' for _ in range(self.ids - 1)]
+        bits = rng.getrandbits
+        values = [f'"{bits(128):032x}"'] + [f'"{bits(64):016x}"' for _ in range(self.ids - 1)]
         if missing_id is not None:
-            ids[0] = "null" if missing_id == "null" else f'"{missing_id}"'
-        times: dict[int, str] = {}
-        out: list[str] = []
-        for literal, is_id, value in self.segments:
-            out.append(literal)
-            if is_id:
-                out.append(ids[value])
-            else:
-                stamp = times.get(value)
-                if stamp is None:
-                    stamp = times[value] = f'"{_ts(start + timedelta(milliseconds=value))}"'
-                out.append(stamp)
-        out.append(self.tail)
-        return "".join(out)
+            values[0] = "null" if missing_id == "null" else f'"{missing_id}"'
+        values.extend(f'"{_ts(start + offset)}"' for offset in self.offsets)
+        return self.pattern.format(*values)
 
 
 # -- many traces ------------------------------------------------------------------------------
@@ -948,19 +948,15 @@ def _write_from_templates(
     builder = _TemplateBuilder(rng, base_time, hours)
     templates = [_Template.compile(_keep(builder.build(plan[i], None), fields), encoder) for i in range(count)]
     span = hours * 3600.0
-    batch: list[str] = []
+    write = handle.write
     for index in range(n):
         template = templates[rng.randrange(len(templates))]
         start = base_time - timedelta(seconds=rng.uniform(60.0, span))
-        batch.append(template.fill(rng, start, missing.get(index)))
+        write(template.fill(rng, start, missing.get(index)))
         stats.traces += 1
         stats.rows += template.rows
         stats.defects[template.defect or "clean"] += 1
         stats.decisions[template.decision or "none"] += 1
-        if len(batch) >= 512:
-            handle.write("".join(batch))
-            batch.clear()
-    handle.write("".join(batch))
 
 
 def _parse_time(text: str) -> datetime:
