@@ -94,8 +94,10 @@ def test_citation_validity_doc_id_mode_without_ids_is_an_error_row() -> None:
 
 
 def test_citation_validity_config_errors() -> None:
-    with pytest.raises(ConfigError, match="regular expression"):
+    with pytest.raises(ConfigError, match=r"params\.pattern: .*regular expression"):
         make("citation_validity", pattern="[")
+    with pytest.raises(ConfigError, match=r"params\.doc_id_pattern"):
+        make("citation_validity", id_mode="doc_id", doc_id_pattern="(")
     with pytest.raises(ConfigError, match="index_base"):
         make("citation_validity", index_base=2)
 

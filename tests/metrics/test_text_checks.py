@@ -114,7 +114,7 @@ def test_regex_match_reports_span_not_text_and_validates_pattern() -> None:
     assert result.score == 0.0
     assert result.signals["span"] == [3, 14]
     assert "123-45-6789" not in json.dumps(result.model_dump())
-    with pytest.raises(ConfigError, match="regular expression"):
+    with pytest.raises(ConfigError, match=r"params\.pattern: .*invalid regular expression"):
         make("regex_match", pattern="(unclosed")
     with pytest.raises(ConfigError, match="pattern"):
         make("regex_match")

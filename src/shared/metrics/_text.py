@@ -113,7 +113,9 @@ def _stem(token: str) -> str:
 
 def content_tokens(text: str) -> set[str]:
     """Casefolded word tokens minus stopwords, bracketed citations and 1-letter tokens."""
-    text = _BRACKET_RE.sub(" ", text).casefold()
+    if "[" in text:
+        text = _BRACKET_RE.sub(" ", text)
+    text = text.casefold()
     return {
         _stem(tok)
         for tok in _WORD_RE.findall(text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from shared.errors import MetricError
 from shared.evaluation.item import DatasetItem
@@ -62,12 +62,12 @@ class CitationValidity(BaseMetric):
         case_sensitive_ids: bool = False
         when_no_citations: Literal["pass", "fail", "skip"] = "pass"
 
-        @model_validator(mode="after")
-        def _compiles(self) -> CitationValidity.Params:
-            for pattern in (self.pattern, self.doc_id_pattern):
-                if pattern is not None:
-                    compile_pattern(pattern)
-            return self
+        @field_validator("pattern", "doc_id_pattern")
+        @classmethod
+        def _compiles(cls, value: str | None) -> str | None:
+            if value is not None:
+                compile_pattern(value)
+            return value
 
     params: Params
 
@@ -159,11 +159,12 @@ class CitationCoverage(BaseMetric):
         pattern: str | None = None
         min_words: int = Field(default=3, ge=1)
 
-        @model_validator(mode="after")
-        def _compiles(self) -> CitationCoverage.Params:
-            if self.pattern is not None:
-                compile_pattern(self.pattern)
-            return self
+        @field_validator("pattern")
+        @classmethod
+        def _compiles(cls, value: str | None) -> str | None:
+            if value is not None:
+                compile_pattern(value)
+            return value
 
     params: Params
 

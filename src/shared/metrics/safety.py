@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
@@ -133,11 +133,12 @@ class _PatternParams(MetricParams):
         default=(), description="more regexes, matched case-insensitively on the normalised text"
     )
 
-    @model_validator(mode="after")
-    def _compiles(self) -> _PatternParams:
-        for pattern in self.extra_patterns:
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
             compile_pattern(pattern, flags=re.IGNORECASE)
-        return self
+        return value
 
 
 @metric(

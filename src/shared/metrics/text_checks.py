@@ -8,7 +8,7 @@ from typing import Any, Literal, NoReturn
 
 import jsonschema
 from jsonschema.exceptions import best_match
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import MetricParams, MetricResult, metric
@@ -131,10 +131,11 @@ class RegexMatch(FieldMetric):
                 | (re.DOTALL if self.dotall else 0)
             )
 
-        @model_validator(mode="after")
-        def _compiles(self) -> RegexMatch.Params:
-            compile_pattern(self.pattern, flags=self.flags())
-            return self
+        @field_validator("pattern")
+        @classmethod
+        def _compiles(cls, value: str) -> str:
+            compile_pattern(value)
+            return value
 
     params: Params
 
