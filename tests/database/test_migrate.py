@@ -77,9 +77,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], *
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_cli_migrate_then_status(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str, pg_schema: str
-) -> None:
+def test_cli_migrate_then_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str, pg_schema: str) -> None:
     env = {"DATABASE_URL": pg_url, "EVALMON_DB_SCHEMA": pg_schema}
     code, out, _ = _cli(monkeypatch, tmp_path, env, "status")
     assert code == 0 and "pending  0001_initial" in out and "run `evalmon db migrate`" in out

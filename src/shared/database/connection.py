@@ -106,6 +106,32 @@ def make_pool(settings: Settings, *, min_size: int = 1, max_size: int = 4) -> As
     )
 
 
+async def open_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int = 4, attempts: int = 3
+) -> AsyncConnectionPool:
+    """An open pool, or SinkError with the (redacted) reason the server cannot be reached.
+
+    One plain connection is tried first (with retries for transient failures) so an unreachable
+    host fails within seconds with libpq's own reason, instead of the pool's generic timeout.
+    """
+    from shared.errors import SinkError
+    from shared.retry import async_retrying
+
+    url = database_url(settings)
+    try:
+        async for attempt in async_retrying(attempts, initial=0.5, maximum=5.0, retry_on=is_transient):
+            with attempt:
+                probe = await psycopg.AsyncConnection.connect(url, **_with_defaults(url))  # type: ignore[arg-type]
+                await probe.close()
+        pool = make_pool(settings, min_size=min_size, max_size=max_size)
+        await pool.open(wait=True, timeout=30.0)
+    except psycopg.Error as exc:
+        raise SinkError(f"cannot reach Postgres: {describe_error(exc, settings)}") from None
+    except Exception as exc:
+        raise SinkError(f"cannot open a Postgres pool: {describe_error(exc, settings)}") from None
+    return pool
+
+
 @asynccontextmanager
 async def transaction(
     pool: AsyncConnectionPool, schema: str

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from shared.database.connection import database_url, describe_error, make_pool, schema_name, transaction
+from shared.database.connection import database_url, describe_error, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
 from shared.database.values import clean_text
 from shared.errors import ConfigError, SinkError
@@ -48,6 +48,10 @@ _RECORDED = """
 SELECT item_id, metric_name, metric_version FROM scored_items
 WHERE monitor = %s AND source_key = %s AND item_id = ANY(%s) AND metric_name = ANY(%s)
 """
+
+# The default cost model (spinning disks) prefers a full scan of a large ledger over thousands of
+# primary-key probes; on SSD/Neon storage the probes win. Transaction-local, like the search_path.
+_LOOKUP_SETTINGS = "SET LOCAL random_page_cost = 1.1"
 
 _CLAIM = """
 INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at, expires_at)
@@ -137,13 +141,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
 
     async def _get_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
-            pool = make_pool(self.settings, min_size=1, max_size=2)
-            try:
-                await pool.open(wait=True, timeout=30.0)
-            except Exception as exc:
-                await pool.close()
-                raise SinkError(f"cannot reach Postgres: {describe_error(exc, self.settings)}") from None
-            self._pool = pool
+            self._pool = await open_pool(self.settings, min_size=1, max_size=2)
         return self._pool
 
     def _run(self) -> str:
@@ -177,6 +175,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         names = sorted(versions)
         pool = await self._get_pool()
         async with transaction(pool, self.schema) as conn:
+            await conn.execute(_LOOKUP_SETTINGS)
             needed = await self._needed(conn, sorted(by_id), versions, names)
             wanted = sorted(i for i, metrics in needed.items() if metrics)
             if not wanted:

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from shared.database.connection import database_url, describe_error, is_transient, make_pool, schema_name, transaction
+from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
 from shared.database.values import clean_float, clean_text, to_json
 from shared.errors import ConfigError, SinkError
@@ -193,13 +193,7 @@ class PostgresSink(Sink):
 
     async def _get_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
-            pool = make_pool(self.settings, min_size=1, max_size=2)
-            try:
-                await pool.open(wait=True, timeout=30.0)
-            except Exception as exc:
-                await pool.close()
-                raise SinkError(f"cannot reach Postgres: {describe_error(exc, self.settings)}") from None
-            self._pool = pool
+            self._pool = await open_pool(self.settings, min_size=1, max_size=2)
         return self._pool
 
     async def check(self, run: RunContext) -> None:

@@ -1,11 +1,13 @@
 -- evalmon schema v1: runs, items, results (natural keys), the analyst view, the ledger and claims.
+-- Identifier columns use COLLATE "C": ids are opaque, and byte-wise comparison keeps the key
+-- indexes fast (the ledger looks up thousands of candidate ids per page).
 -- Applied inside one transaction by `evalmon db migrate`, with search_path set to the target schema:
 -- never schema-qualify names here.
 
 CREATE TABLE evaluation_runs (
-    run_id          text PRIMARY KEY,
-    monitor         text        NOT NULL,
-    source_key      text        NOT NULL,
+    run_id          text COLLATE "C" PRIMARY KEY,
+    monitor         text COLLATE "C" NOT NULL,
+    source_key      text COLLATE "C" NOT NULL,
     window_since    timestamptz,
     window_until    timestamptz,
     status          text        NOT NULL DEFAULT 'running',
@@ -20,8 +22,8 @@ CREATE TABLE evaluation_runs (
 CREATE INDEX evaluation_runs_monitor_started_idx ON evaluation_runs (monitor, started_at DESC);
 
 CREATE TABLE evaluation_items (
-    source_key       text NOT NULL,
-    item_id          text NOT NULL,
+    source_key       text COLLATE "C" NOT NULL,
+    item_id          text COLLATE "C" NOT NULL,
     trace_id         text,
     observation_id   text,
     session_id       text,
@@ -41,11 +43,11 @@ CREATE INDEX evaluation_items_session_idx ON evaluation_items (session_id);
 CREATE INDEX evaluation_items_source_ts_idx ON evaluation_items (source_timestamp);
 
 CREATE TABLE evaluation_results (
-    run_id           text NOT NULL REFERENCES evaluation_runs (run_id) ON DELETE CASCADE,
-    source_key       text NOT NULL,
-    item_id          text NOT NULL,
-    metric_name      text NOT NULL,
-    monitor          text NOT NULL,
+    run_id           text COLLATE "C" NOT NULL REFERENCES evaluation_runs (run_id) ON DELETE CASCADE,
+    source_key       text COLLATE "C" NOT NULL,
+    item_id          text COLLATE "C" NOT NULL,
+    metric_name      text COLLATE "C" NOT NULL,
+    monitor          text COLLATE "C" NOT NULL,
     metric_key       text,
     metric_version   text,
     status           text NOT NULL,
@@ -116,22 +118,22 @@ LEFT JOIN evaluation_items i ON i.source_key = r.source_key AND i.item_id = r.it
 
 -- The ledger (DESIGN.md section 3): which metric version each item was scored and published with.
 CREATE TABLE scored_items (
-    monitor        text NOT NULL,
-    source_key     text NOT NULL,
-    item_id        text NOT NULL,
-    metric_name    text NOT NULL,
+    monitor        text COLLATE "C" NOT NULL,
+    source_key     text COLLATE "C" NOT NULL,
+    item_id        text COLLATE "C" NOT NULL,
+    metric_name    text COLLATE "C" NOT NULL,
     metric_version text NOT NULL,
-    run_id         text NOT NULL,
+    run_id         text COLLATE "C" NOT NULL,
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (monitor, source_key, item_id, metric_name)
 );
 
 -- Leased claims (DESIGN.md section 9): one live worker per item; expired leases are taken over.
 CREATE TABLE item_claims (
-    monitor    text NOT NULL,
-    source_key text NOT NULL,
-    item_id    text NOT NULL,
-    run_id     text NOT NULL,
+    monitor    text COLLATE "C" NOT NULL,
+    source_key text COLLATE "C" NOT NULL,
+    item_id    text COLLATE "C" NOT NULL,
+    run_id     text COLLATE "C" NOT NULL,
     claimed_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (monitor, source_key, item_id)

@@ -1,0 +1,244 @@
+"""The Postgres ledger: CSV-ledger semantics, candidate-only lookups, exclusive leased claims."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from shared.database import ledger as ledger_module
+from shared.database.ledger import PostgresScoredItemsStore
+from shared.errors import ConfigError
+from shared.evaluation.item import DatasetItem
+from shared.monitoring.ledger.base import LedgerEntry
+from shared.settings import Settings
+
+from .helpers import item
+
+V1 = {"m1": "v1", "m2": "v1"}
+
+
+def _store(settings: Settings, ttl: float = 60.0, monitor: str = "mon") -> PostgresScoredItemsStore:
+    return PostgresScoredItemsStore(monitor, "src", settings=settings, claim_ttl_s=ttl)
+
+
+def _entries(run_id: str, ids: Sequence[str], versions: dict[str, str], monitor: str = "mon") -> list[LedgerEntry]:
+    now = datetime.now(UTC).isoformat()
+    return [LedgerEntry(monitor, "src", i, m, v, run_id, now) for i in ids for m, v in versions.items()]
+
+
+def _pending(
+    store: PostgresScoredItemsStore, items: Sequence[DatasetItem], versions: dict[str, str]
+) -> dict[str, set[str]]:
+    got = asyncio.run(store.filter_unscored(items, versions))
+    return {p.item.id: set(p.metric_names or ()) for p in got}
+
+
+def test_versions_decide_what_is_still_needed(migrated: Settings) -> None:
+    async def go() -> None:
+        store = _store(migrated)
+        await store.open("run-1")
+        items = [item("a"), item("b"), item("c")]
+        first = await store.filter_unscored(items, V1)
+        assert {p.item.id: p.metric_names for p in first} == {i.id: frozenset(V1) for i in items}
+        assert await store.record(_entries("run-1", ["a", "b"], V1) + _entries("run-1", ["c"], {"m1": "v1"})) == 5
+        assert await store.record(_entries("run-1", ["a"], V1)) == 0  # idempotent
+        await store.close()
+
+        store2 = _store(migrated)
+        await store2.open("run-2")
+        again = await store2.filter_unscored(items, V1)
+        assert {p.item.id: p.metric_names for p in again} == {"c": frozenset({"m2"})}
+        await store2.release([p.item for p in again])
+        # A new version of m1 makes every item eligible again, for m1 only.
+        bumped = await store2.filter_unscored(items, {"m1": "v2", "m2": "v1"})
+        assert {p.item.id: p.metric_names for p in bumped} == {
+            "a": frozenset({"m1"}),
+            "b": frozenset({"m1"}),
+            "c": frozenset({"m1", "m2"}),
+        }
+        assert await store2.record(_entries("run-2", ["a"], {"m1": "v2"})) == 1
+        await store2.close()
+
+        # Another monitor over the same source has its own ledger.
+        other = _store(migrated, monitor="other")
+        await other.open("run-3")
+        assert len(await other.filter_unscored(items, V1)) == 3
+        await other.close()
+
+    asyncio.run(go())
+
+
+def test_duplicate_ids_in_one_page_come_back_once(migrated: Settings) -> None:
+    store = _store(migrated)
+    got = asyncio.run(store.filter_unscored([item("a"), item("a", query="dup"), item("b")], V1))
+    assert [p.item.id for p in got] == ["a", "b"]
+    assert got[0].item.query == "q a"
+
+
+def test_open_requires_migrations(pg_settings: Settings) -> None:
+    async def go() -> None:
+        store = _store(pg_settings)
+        try:
+            await store.open("run-1")
+        finally:
+            await store.close()
+
+    with pytest.raises(ConfigError, match="evalmon db migrate"):
+        asyncio.run(go())
+
+
+def test_lookup_uses_the_index_for_candidates_only(migrated: Settings) -> None:
+    """The candidate lookup must not scan the ledger: it is looked up by primary key only."""
+    assert migrated.database_url is not None
+    with psycopg.connect(migrated.database_url.get_secret_value()) as conn:
+        conn.execute(f'SET search_path TO "{migrated.evalmon_db_schema}"')
+        conn.execute(
+            "INSERT INTO scored_items (monitor, source_key, item_id, metric_name, metric_version, run_id) "
+            "SELECT 'mon', 'src', 'item-' || g, m, 'v1', 'r' FROM generate_series(1, 20000) g, "
+            "unnest(ARRAY['m1', 'm2']) m"
+        )
+        conn.execute("ANALYZE scored_items")
+        ids = [f"item-{n}" for n in random.sample(range(1, 40000), 100)]
+        conn.execute(ledger_module._LOOKUP_SETTINGS.replace("SET LOCAL", "SET"))
+        plan = conn.execute(
+            b"EXPLAIN (FORMAT JSON) " + ledger_module._RECORDED.encode(), ["mon", "src", ids, ["m1", "m2"]]
+        ).fetchone()
+    assert plan is not None
+    text = str(plan[0])
+    assert "Seq Scan" not in text and "scored_items_pkey" in text, text[:300]
+
+
+def test_claims_are_exclusive_across_concurrent_workers(migrated: Settings) -> None:
+    items = [item(f"i{n:03d}") for n in range(240)]
+    claimed: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        async def go() -> list[str]:
+            store = _store(migrated)
+            await store.open(name)
+            mine: list[str] = []
+            order = items[:]
+            random.Random(name).shuffle(order)
+            for page in range(0, len(order), 40):
+                got = await store.filter_unscored(order[page : page + 40], V1)
+                mine.extend(p.item.id for p in got)
+            await store.record(_entries(name, mine, V1))
+            await store.close()
+            return mine
+
+        try:
+            start.wait()
+            claimed[name] = asyncio.run(go())
+        except BaseException as exc:  # pragma: no cover - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"worker-{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    every = [i for ids in claimed.values() for i in ids]
+    assert len(every) == len(set(every)), "an item was handed to two workers"
+    assert set(every) == {i.id for i in items}
+    # Everything is recorded now: a fifth worker finds nothing to do.
+    assert _pending(_store(migrated), items, V1) == {}
+
+
+def test_live_claims_exclude_and_expired_claims_are_taken_over(migrated: Settings) -> None:
+    items = [item(f"i{n}") for n in range(10)]
+
+    async def go() -> None:
+        crashed = _store(migrated, ttl=0.6)
+        # No open(): no heartbeat, like a worker that died right after claiming.
+        got = await crashed.filter_unscored(items, V1)
+        assert len(got) == 10
+
+        live = _store(migrated, ttl=0.6)
+        await live.open("live")
+        assert await live.filter_unscored(items[:5], V1) == []  # the dead worker's leases still run
+
+        other = _store(migrated, ttl=0.6)
+        await other.open("other")
+        await asyncio.sleep(0.8)
+        taken = await live.filter_unscored(items[:5], V1)  # expired: taken over
+        assert [p.item.id for p in taken] == [i.id for i in items[:5]]
+        await asyncio.sleep(1.0)  # longer than the ttl: live's heartbeat keeps its leases
+        assert [p.item.id for p in await other.filter_unscored(items, V1)] == [i.id for i in items[5:]]
+        await live.close()  # unrecorded claims go back at once
+        assert [p.item.id for p in await other.filter_unscored(items, V1)] == [i.id for i in items]
+        await other.close()
+        if crashed._pool is not None:
+            await crashed._pool.close()
+
+    asyncio.run(go())
+
+
+def test_release_gives_items_back_and_record_drops_claims(migrated: Settings) -> None:
+    items = [item(f"i{n}") for n in range(6)]
+
+    async def go() -> None:
+        a, b = _store(migrated), _store(migrated)
+        await a.open("a")
+        await b.open("b")
+        assert len(await a.filter_unscored(items, V1)) == 6
+        await a.release(items[:2])
+        assert [p.item.id for p in await b.filter_unscored(items, V1)] == ["i0", "i1"]
+        await a.record(_entries("a", ["i2", "i3"], V1))
+        await a.close()
+        assert [p.item.id for p in await b.filter_unscored(items, V1)] == ["i0", "i1", "i4", "i5"]
+        await b.close()
+
+    asyncio.run(go())
+    assert migrated.database_url is not None
+    with psycopg.connect(migrated.database_url.get_secret_value()) as conn:
+        left = conn.execute(f'SELECT count(*) FROM "{migrated.evalmon_db_schema}".item_claims').fetchone()
+    assert left == (0,)
+
+
+def test_recheck_after_claim_sees_work_recorded_meanwhile(migrated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker B reads the ledger, worker A records and lets go, then B claims: B must not rescore."""
+    items = [item("x")]
+
+    async def go() -> list[str]:
+        a, b = _store(migrated), _store(migrated)
+        await a.open("a")
+        await b.open("b")
+        assert len(await a.filter_unscored(items, V1)) == 1
+        real = PostgresScoredItemsStore._needed
+        calls = {"n": 0}
+
+        async def needed_then_a_records(self: PostgresScoredItemsStore, *args: object) -> dict[str, frozenset[str]]:
+            result = await real(self, *args)  # type: ignore[arg-type]
+            calls["n"] += 1
+            if self is b and calls["n"] == 1:
+                await a.record(_entries("a", ["x"], V1))  # commits between B's read and B's claim
+            return result
+
+        monkeypatch.setattr(PostgresScoredItemsStore, "_needed", needed_then_a_records)
+        got = await b.filter_unscored(items, V1)
+        await a.close()
+        await b.close()
+        return [p.item.id for p in got]
+
+    assert asyncio.run(go()) == []
+
+
+def test_heartbeat_is_cheap_to_stop(migrated: Settings) -> None:
+    async def go() -> float:
+        store = _store(migrated, ttl=30)
+        await store.open("r")
+        started = time.perf_counter()
+        await store.close()
+        return time.perf_counter() - started
+
+    assert asyncio.run(go()) < 2.0

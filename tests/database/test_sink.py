@@ -1,0 +1,178 @@
+"""The Postgres sink: round-trips what items carry, one transaction per run, upserts on rerun."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from shared.database import sink as sink_module
+from shared.database.sink import PostgresSink
+from shared.errors import ConfigError, SinkError
+from shared.evaluation.metric import MetricStatus
+from shared.evaluation.results import EvaluationResult
+from shared.monitoring.run_context import RunContext
+from shared.settings import Settings
+
+from .helpers import item, results, row, run_context
+
+
+def _publish(settings: Settings, run: RunContext, res: EvaluationResult) -> Any:
+    async def go() -> Any:
+        sink = PostgresSink(settings)
+        try:
+            await sink.check(run)
+            return await sink.publish(run, res)
+        finally:
+            await sink.aclose()
+
+    return asyncio.run(go())
+
+
+def _query(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        conn.execute(f'SET search_path TO "{settings.evalmon_db_schema}"')
+        return conn.execute(sql.encode(), params or []).fetchall()
+
+
+def test_round_trip_of_text_numbers_and_json(migrated: Settings) -> None:
+    run = run_context(migrated)
+    tricky = "naïve café — 你好 🧪👩🏽‍🔬 مرحبا e\u0301 ' \" \\ \t\n\r end"
+    big = "x" * (1024 * 1024 - 3) + "end"
+    nested = {"a": [1, 2.5, {"b": None, "c": [True, "é", {"d": "🧪"}]}], "quote": "'\"\\", "empty": {}}
+    items = [
+        item("uni", query=tricky, actual_output=big, metadata={"nested": nested}, additional_input={"k": [1, "2"]}),
+        item("nul\x00id", query="before\x00after"),
+    ]
+    res = results(
+        row(items[0], "m1", score=0.75, explanation=tricky, signals={"nested": nested, "bad": math.nan}),
+        row(items[0], "m2", score=math.nan, threshold=math.inf),
+        row(items[0], "m3", score=-math.inf, status=MetricStatus.ERROR, error="boom"),
+        row(items[1], "m1", score=1.0, passed=True),
+    )
+    report = _publish(migrated, run, res)
+    assert report.ok, report.error
+    assert report.stored == {("uni", "m1"), ("uni", "m2"), ("uni", "m3"), ("nul\x00id", "m1")}
+
+    got = _query(migrated, "SELECT query, actual_output, metadata, inputs FROM evaluation_items WHERE item_id = 'uni'")
+    query, output, metadata, inputs = got[0]
+    assert query == tricky
+    assert output == big and len(output) == 1024 * 1024
+    assert metadata == {"nested": nested}
+    assert inputs["additional_input"] == {"k": [1, "2"]}
+
+    scores = dict(_query(migrated, "SELECT metric_name, score FROM evaluation_results WHERE item_id = 'uni'"))
+    assert scores == {"m1": 0.75, "m2": None, "m3": None}
+    m1 = _query(
+        migrated, "SELECT explanation, signals FROM evaluation_results WHERE metric_name = 'm1' AND item_id = 'uni'"
+    )
+    assert m1[0][0] == tricky
+    assert m1[0][1] == {"nested": nested, "bad": None}
+    m2 = _query(migrated, "SELECT threshold FROM evaluation_results WHERE metric_name = 'm2'")
+    assert m2 == [(None,)]
+    # NUL cannot live in Postgres text: it becomes U+FFFD, the rest of the text is intact.
+    nul = _query(migrated, "SELECT item_id, query FROM evaluation_items WHERE item_id <> 'uni'")
+    assert nul == [("nul\ufffdid", "before\ufffdafter")]
+
+    view = _query(migrated, "SELECT count(*), count(trace_id) FROM evaluation_results_with_items")
+    assert view == [(4, 4)]
+    run_row = _query(migrated, "SELECT monitor, source_key, status, counts->>'results' FROM evaluation_runs")
+    assert run_row == [("mon", "src", "running", "4")]
+
+
+def test_rerun_upserts_instead_of_duplicating(migrated: Settings) -> None:
+    run = run_context(migrated)
+    a, b = item("a"), item("b")
+    assert _publish(migrated, run, results(row(a, "m1", score=0.1), row(b, "m1", score=0.2))).ok
+    report = _publish(migrated, run, results(row(a, "m1", score=0.9), row(b, "m1", score=0.2)))
+    assert report.ok
+    rows = _query(migrated, "SELECT item_id, score FROM evaluation_results ORDER BY item_id")
+    assert rows == [("a", 0.9), ("b", 0.2)]
+    # Another run scoring the same item adds its own result row but never a second item row.
+    run2 = run_context(migrated)
+    assert _publish(migrated, run2, results(row(item("a", query="changed"), "m1", score=0.5))).ok
+    assert _query(migrated, "SELECT count(*) FROM evaluation_items") == [(2,)]
+    assert _query(migrated, "SELECT query FROM evaluation_items WHERE item_id = 'a'") == [("changed",)]
+    assert _query(migrated, "SELECT count(*) FROM evaluation_results") == [(3,)]
+    # Two rows for one pair in a single publish: the last one wins, stored once.
+    report = _publish(migrated, run2, results(row(a, "m2", score=0.1), row(a, "m2", score=0.3)))
+    assert report.ok and report.stored == {("a", "m2")}
+    assert _query(migrated, "SELECT score FROM evaluation_results WHERE metric_name = 'm2'") == [(0.3,)]
+
+
+def test_failure_mid_publish_leaves_nothing(migrated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = run_context(migrated)
+    items = [item(f"i{n}") for n in range(50)]
+    real = sink_module.result_record
+    calls = {"n": 0}
+
+    def failing(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise RuntimeError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sink_module, "result_record", failing)
+    report = _publish(migrated, run, results(*(row(it) for it in items)))
+    assert not report.ok and "disk on fire" in (report.error or "")
+    assert report.stored == set()
+    for table in ("evaluation_runs", "evaluation_items", "evaluation_results"):
+        assert _query(migrated, f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+def test_check_requires_migrations(pg_settings: Settings) -> None:
+    run = run_context(pg_settings)
+    with pytest.raises(ConfigError, match="evalmon db migrate"):
+        _publish(pg_settings, run, results())
+
+
+def test_unreachable_database_is_reported_without_the_url() -> None:
+    secret = "postgresql://bob:hunter2-secret@127.0.0.1:1/db?connect_timeout=1"
+    settings = Settings(database_url=SecretStr(secret))
+    run = run_context(settings)
+
+    async def go() -> Any:
+        sink = PostgresSink(settings)
+        try:
+            with pytest.raises(SinkError) as caught:
+                await sink.check(run)
+            report = await sink.publish(run, results(row(item("a"))))
+        finally:
+            await sink.aclose()
+        return caught.value, report
+
+    error, report = asyncio.run(go())
+    assert "hunter2" not in str(error)
+    assert not report.ok and report.stored == set()
+    assert "hunter2" not in (report.error or "")
+
+
+def test_missing_database_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        PostgresSink(Settings(database_url=None))
+
+
+def test_finish_run_sets_status_and_counts(migrated: Settings) -> None:
+    run = run_context(migrated)
+    summary = {"status": "ok", "counts": {"evaluated": 2, "recorded": 2}, "metrics": {"m1": {"mean": 0.5}}}
+
+    async def go() -> bool:
+        sink = PostgresSink(migrated)
+        try:
+            await sink.publish(run, results(row(item("a"))))
+            return await sink.finish_run(run, summary)
+        finally:
+            await sink.aclose()
+
+    assert asyncio.run(go()) is True
+    got = _query(migrated, "SELECT status, counts, summary, finished_at IS NOT NULL FROM evaluation_runs")
+    status, counts, stored_summary, finished = got[0]
+    assert status == "ok" and finished
+    assert counts["evaluated"] == 2 and counts["results"] == 1
+    assert stored_summary == json.loads(json.dumps(summary))
