@@ -143,3 +143,18 @@ def test_backfill_logs_one_line_per_chunk_without_a_terminal(tmp_path: Path, cap
     assert lines[0] == (
         "backfill demo: chunk 1/5 [2026-11-20T00:00:00Z, 2026-11-20T01:00:00Z): ok, fetched 10 evaluated 4 recorded 4"
     )
+
+
+def test_a_chunk_cut_short_by_its_item_limit_runs_again_next_time(tmp_path: Path) -> None:
+    class LimitedOnce(ChunkRecorder):
+        def __call__(self, since: datetime, until: datetime) -> Outcome:
+            outcome = super().__call__(since, until)
+            outcome.counts["more_available"] = len(self.calls) == 1  # type: ignore[assignment]
+            return outcome
+
+    first = LimitedOnce()
+    backfill(tmp_path, first)
+    assert len(first.calls) == 5
+    again = ChunkRecorder()
+    backfill(tmp_path, again)
+    assert again.calls == [(T0, T0 + timedelta(hours=1))]

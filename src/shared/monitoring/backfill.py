@@ -142,6 +142,7 @@ class ChunkResult:
     exit_code: int
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    more_available: bool = False  # stopped at its item limit: not done, the next backfill continues it
 
 
 @dataclass
@@ -208,7 +209,18 @@ def outcome_counts(outcome: RunOutcome) -> dict[str, int]:
         counts = counts.model_dump()
     if not isinstance(counts, dict):
         return {}
-    return {key: int(counts[key]) for key in COUNT_KEYS if isinstance(counts.get(key), int)}
+    return {
+        key: int(value)
+        for key in COUNT_KEYS
+        if isinstance(value := counts.get(key), int) and not isinstance(value, bool)
+    }
+
+
+def outcome_more_available(outcome: RunOutcome) -> bool:
+    """True when the run stopped at its item limit with more items left (RunSummary.counts.more_available)."""
+    counts: Any = getattr(outcome, "counts", None)
+    value = counts.get("more_available") if isinstance(counts, dict) else getattr(counts, "more_available", False)
+    return bool(value)
 
 
 def run_backfill(
@@ -255,7 +267,11 @@ def run_backfill(
                 result = _run_one(run_chunk, window)
                 results.append(result)
                 settled = settled_before is None or window.until <= settled_before
-                if state is not None and result.exit_code == EXIT_OK and settled:
+                if result.more_available:
+                    logger.warning(
+                        "chunk %d/%d left items beyond its limit: it runs again next backfill", index, len(windows)
+                    )
+                if state is not None and result.exit_code == EXIT_OK and settled and not result.more_available:
                     state.mark_done(window, status=result.status, counts=result.counts)
                 bar.advance(index, window, _describe(result))
                 if result.exit_code != EXIT_OK:
@@ -288,7 +304,13 @@ def _run_one(run_chunk: ChunkRunner, window: Window) -> ChunkResult:
     except Exception as exc:
         logger.exception("chunk %s raised", BackfillState.key(window))
         return ChunkResult(window, "error", EXIT_FAILED, error=f"{type(exc).__name__}: {exc}")
-    return ChunkResult(window, str(outcome.status), int(outcome.exit_code()), outcome_counts(outcome))
+    return ChunkResult(
+        window,
+        str(outcome.status),
+        int(outcome.exit_code()),
+        outcome_counts(outcome),
+        more_available=outcome_more_available(outcome),
+    )
 
 
 def _describe(result: ChunkResult) -> str:
