@@ -202,7 +202,7 @@ def metrics(
                 importlib.import_module(module)
             except ImportError as exc:
                 raise ConfigError(f"cannot import '{module}' ({exc})", field="--plugin") from None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key in metric_registry:
             cls = metric_registry.resolve(key)
             rows.append(
