@@ -206,7 +206,9 @@ class OpenAIServer:
 
     def __init__(self, state: FakeOpenAI | None = None) -> None:
         self.state = state or FakeOpenAI()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets of that protocol,
+        # and without it every answer waits ~40 ms for a delayed ACK.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]

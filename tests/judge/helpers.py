@@ -17,7 +17,7 @@ from tests.fakes.openai_server import OpenAIServer
 def judge_settings(server: OpenAIServer | None) -> Settings:
     """Settings pointing at the fake judge, with Langfuse explicitly unconfigured."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         openai_api_key=SecretStr(server.state.api_key) if server else None,
         openai_base_url=server.base_url if server else None,
         langfuse_public_key=None,

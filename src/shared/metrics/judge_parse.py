@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -81,13 +82,23 @@ def parse_judge_json(text: str | None, schema: dict[str, Any] | None = None) -> 
         raise JudgeParseError(f"the judge's answer is JSON but not an object ({type(value).__name__})")
     if schema:
         try:
-            jsonschema.validate(value, schema)
+            compiled_validator(json.dumps(schema, sort_keys=True)).validate(value)
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
             raise JudgeParseError(
                 f"the judge's answer does not match the output schema at {where}: {exc.message}"
             ) from None
     return value
+
+
+@lru_cache(maxsize=64)
+def compiled_validator(schema_json: str) -> Any:
+    """A checked, compiled validator per schema: `jsonschema.validate` re-checks the schema on every
+    call, which costs more than the rest of a judge call's client-side work together."""
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def read_score(value: Any, *, field: str) -> float:
