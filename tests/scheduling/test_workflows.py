@@ -1,0 +1,95 @@
+"""The monitoring workflow's shell step, run for real against a small monitor, and the rules the
+workflows must keep (pinned actions, no template injection, a cache key unique per run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .monitor_fixture import write_monitor
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def load(name: str) -> dict[Any, Any]:
+    return dict(yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8")))
+
+
+def monitor_steps() -> list[dict[str, Any]]:
+    return list(load("monitoring.yml")["jobs"]["monitor"]["steps"])
+
+
+def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int, str]:
+    """Execute the 'Run the monitor' script as the runner would (bash -e, env from the step)."""
+    (step,) = [s for s in monitor_steps() if s.get("name") == "Run the monitor"]
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    (tmp_path / "scripts").symlink_to(REPO / "scripts")
+    summary = tmp_path / "step-summary.md"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "CONFIG": config,
+        "DRY_RUN": "true" if dry_run else "false",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "LANGFUSE_BASE_URL": "",  # an unset repository variable arrives empty
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    return proc.returncode, summary.read_text(encoding="utf-8") if summary.exists() else ""
+
+
+def test_the_run_step_writes_the_summary_and_passes_the_exit_code(tmp_path: Path) -> None:
+    write_monitor(tmp_path)
+    code, summary = run_step(tmp_path, "sched_e2e.yaml")
+    assert code == 0
+    assert "### sched_e2e: ok (exit code 0)" in summary
+    assert "| non_empty | 12 | 0.75 |" in summary
+    assert '"run_id"' in summary  # the RunSummary JSON itself
+
+
+def test_a_config_error_fails_the_step_with_exit_code_2(tmp_path: Path) -> None:
+    code, summary = run_step(tmp_path, "no_such_monitor")
+    assert code == 2
+    assert "exited with code 2 before a RunSummary was written" in summary
+
+
+def test_a_dry_run_changes_nothing(tmp_path: Path) -> None:
+    write_monitor(tmp_path)
+    code, summary = run_step(tmp_path, "sched_e2e.yaml", dry_run=True)
+    assert code == 0 and "dry_run" in summary
+    assert not (tmp_path / "ledger.csv").exists()
+
+
+def test_workflows_pin_actions_and_never_interpolate_into_shell() -> None:
+    for name in ("monitoring.yml", "ci.yml"):
+        workflow = load(name)
+        assert workflow["permissions"] == {"contents": "read"}
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+                assert "${{" not in step.get("run", ""), f"{name}: expression inside a shell script"
+
+
+def test_the_ledger_cache_is_restored_by_prefix_and_saved_under_a_unique_key() -> None:
+    steps = {s.get("name"): s for s in monitor_steps()}
+    restore, save = steps["Restore the dedup ledger"], steps["Save the dedup ledger"]
+    assert restore["uses"].startswith("actions/cache/restore@") and save["uses"].startswith("actions/cache/save@")
+    assert restore["with"]["path"] == save["with"]["path"] == "data/scored_items.csv"
+    assert restore["with"]["key"] == save["with"]["key"]
+    assert "github.run_id" in save["with"]["key"] and "github.run_attempt" in save["with"]["key"]
+    prefix = restore["with"]["restore-keys"].strip()
+    assert save["with"]["key"].startswith(prefix)
+    assert "always()" in save["if"], "a failed or partial run still saves what it recorded"
+    job = load("monitoring.yml")["jobs"]["monitor"]
+    assert "inputs.config" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
