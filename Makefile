@@ -10,8 +10,9 @@ setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	PIP_EXTRA_INDEX_URL= PIP_FIND_LINKS= $(PY) -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps -r requirements.lock
+	PIP_EXTRA_INDEX_URL= PIP_FIND_LINKS= $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
