@@ -148,6 +148,7 @@ class OnlineMonitor:
             await self._preflight(run, sinks)
             await ledger.open(run.run_id)
             async with ledger:
+                await self._setup_metrics(run)  # first: a judge's version includes its resolved prompt version
                 candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
                 estimate = await self._prepare_metrics(run, candidates)
                 result = await self._evaluate(candidates, reporter)
@@ -294,14 +295,18 @@ class OnlineMonitor:
             log.debug("invalid record: %s", exc)
             return None
 
-    async def _prepare_metrics(self, run: RunContext, candidates: list[PendingItem]) -> Estimate | None:
-        """Give metrics their run context (budget, clients) and total the judge calls to come."""
+    async def _setup_metrics(self, run: RunContext) -> None:
+        """Give metrics their run context (budget, clients, prompts) before the ledger reads their versions."""
         context = MetricContext(
             settings=self.settings, base_dir=self.base_dir, evaluation=self.config.evaluation, dry_run=run.dry_run
         )
-        calls, cost = 0, 0.0
         for m in self.metrics:
             await m.setup(context)
+
+    async def _prepare_metrics(self, run: RunContext, candidates: list[PendingItem]) -> Estimate | None:
+        """Total the judge calls to come (metrics are set up already)."""
+        calls, cost = 0, 0.0
+        for m in self.metrics:
             estimate = m.estimate([p.item for p in candidates if p.wants(m.name)])
             calls, cost = calls + estimate.calls, cost + estimate.cost_usd
         if calls:
