@@ -16,6 +16,7 @@ on 429/5xx/timeouts honouring Retry-After (`shared.langfuse.client.call_api`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar, Literal
@@ -107,8 +108,18 @@ def trace_filters(params: LangfuseSourceParams) -> list[dict[str, Any]]:
 
 
 def rows_of(response: Any) -> list[dict[str, Any]]:
-    """ObservationV2 models -> camelCase dicts (the shape `Trace.from_observations` reads)."""
-    return [obs.dict() for obs in response.data]
+    """ObservationV2 models -> camelCase dicts (the shape `Trace.from_observations` reads).
+
+    `model_dump` + a cached key rename, not the SDK's `.dict()`: the latter re-walks type hints
+    for every row and costs ~2 ms per observation, which dominated bulk reads.
+    """
+    return [{_camel(k): v for k, v in obs.model_dump(exclude_unset=True).items()} for obs in response.data]
+
+
+@functools.cache
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 class ObservationReader:
