@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from shared.cli import app
 from shared.monitoring import backfill as backfill_module
 from shared.monitoring.backfill import monitor_backfill
 
@@ -83,7 +86,9 @@ def test_schedule_runs_on_its_interval_and_stops_on_sigterm_within_5_seconds(tmp
 def test_sigterm_abandons_a_long_run_quickly_and_the_next_run_redoes_its_work(tmp_path: Path) -> None:
     config = write_monitor(tmp_path, metric="slow_sleep", interval_minutes=60)
     status_file = tmp_path / "st.json"
-    proc = evalmon("schedule", config.name, "--status-file", status_file.name, "--run-now", cwd=tmp_path)
+    proc = evalmon(
+        "schedule", config.name, "--status-file", status_file.name, "--run-now", "--stop-grace", "1", cwd=tmp_path
+    )
     try:
         assert wait_for(lambda: read_status(status_file).get("monitors", {}).get("sched_e2e", {}).get("running"), 30)
         time.sleep(0.5)
@@ -96,6 +101,7 @@ def test_sigterm_abandons_a_long_run_quickly_and_the_next_run_redoes_its_work(tm
             proc.kill()
     _, stderr = proc.communicate()
     assert proc.returncode == 0, stderr
+    assert "abandoned" in stderr
     monitor = read_status(status_file)["monitors"]["sched_e2e"]
     assert monitor["last_status"] == "abandoned" and monitor["running"] is False
     assert ledger_rows(tmp_path) == 0, "nothing of the abandoned run was recorded"
@@ -178,9 +184,13 @@ def test_the_backfill_cli_prints_a_report_and_fails_on_a_bad_chunk(tmp_path: Pat
     report = json.loads(stdout)
     assert report["total_chunks"] == 2 and report["totals"]["evaluated"] == 8
     assert "chunk 2/2" in stderr  # one log line per chunk when stderr is not a terminal
-    bad = evalmon(*args, "--chunk", "soon", cwd=tmp_path)
-    _, stderr = bad.communicate(timeout=60)
-    assert bad.returncode == 2 and "--chunk" in stderr
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:  # in process: the CLI reconfigures logging, put it back for the tests that follow
+        bad = CliRunner().invoke(app, [*args, "--chunk", "soon"])
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert bad.exit_code == 2 and "--chunk" in bad.output
 
 
 assert Path("data/backfill") == backfill_module.DEFAULT_STATE_DIR

@@ -28,9 +28,11 @@ def monitor_steps() -> list[dict[str, Any]]:
 def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int, str]:
     """Execute the 'Run the monitor' script as the runner would (bash -e, env from the step)."""
     (step,) = [s for s in monitor_steps() if s.get("name") == "Run the monitor"]
-    (tmp_path / ".venv").symlink_to(REPO / ".venv")
-    (tmp_path / "scripts").symlink_to(REPO / "scripts")
+    for link in (".venv", "scripts"):
+        if not (tmp_path / link).exists():
+            (tmp_path / link).symlink_to(REPO / link)
     summary = tmp_path / "step-summary.md"
+    summary.unlink(missing_ok=True)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -48,24 +50,22 @@ def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int
 
 def test_the_run_step_writes_the_summary_and_passes_the_exit_code(tmp_path: Path) -> None:
     write_monitor(tmp_path)
+    code, summary = run_step(tmp_path, "sched_e2e.yaml", dry_run=True)
+    assert code == 0 and "### sched_e2e: dry_run (exit code 0)" in summary
+    assert not (tmp_path / "ledger.csv").exists(), "a dry run records nothing"
+
     code, summary = run_step(tmp_path, "sched_e2e.yaml")
     assert code == 0
     assert "### sched_e2e: ok (exit code 0)" in summary
     assert "| non_empty | 12 | 0.75 |" in summary
     assert '"run_id"' in summary  # the RunSummary JSON itself
+    assert (tmp_path / "ledger.csv").exists()
 
 
 def test_a_config_error_fails_the_step_with_exit_code_2(tmp_path: Path) -> None:
     code, summary = run_step(tmp_path, "no_such_monitor")
     assert code == 2
     assert "exited with code 2 before a RunSummary was written" in summary
-
-
-def test_a_dry_run_changes_nothing(tmp_path: Path) -> None:
-    write_monitor(tmp_path)
-    code, summary = run_step(tmp_path, "sched_e2e.yaml", dry_run=True)
-    assert code == 0 and "dry_run" in summary
-    assert not (tmp_path / "ledger.csv").exists()
 
 
 def test_workflows_pin_actions_and_never_interpolate_into_shell() -> None:
