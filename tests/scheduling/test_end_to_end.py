@@ -189,7 +189,8 @@ def test_the_backfill_cli_prints_a_report_and_fails_on_a_bad_chunk(tmp_path: Pat
     try:  # in process: the CLI reconfigures logging, put it back for the tests that follow
         bad = CliRunner().invoke(app, [*args, "--chunk", "soon"])
     finally:
-        root.handlers[:], root.level = handlers, level
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert bad.exit_code == 2 and "--chunk" in bad.output
 
 
