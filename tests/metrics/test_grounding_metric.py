@@ -20,6 +20,7 @@ CONTEXT = [
 def test_content_tokens_drop_stopwords_citations_and_plurals() -> None:
     assert content_tokens("The claims were filed in 2021 [3].") == {"claim", "filed", "2021"}
     assert content_tokens("Überschwemmung im Gebiet") == {"überschwemmung", "im", "gebiet"}
+    assert content_tokens("TIV $900,000 of 5,000,000; rate 12.5.") == {"tiv", "900,000", "5,000,000", "rate", "12.5"}
 
 
 def test_split_sentences_keeps_trailing_citations_and_abbreviations() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 
@@ -10,9 +9,8 @@ import pytest
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricStatus, load_builtin_metrics, metric_registry
-from shared.evaluation.runner import evaluate
 
-from .helpers import ONE_MB, make
+from .helpers import ONE_MB, make, run_rows
 
 HEURISTICS = {
     "latency": {},
@@ -88,8 +86,7 @@ def test_no_metric_crashes_on_hostile_text(index: int) -> None:
         latency=1.5,
         additional_input={"retrieved_ids": [text[:10], None, 3]},
     )
-    result = asyncio.run(evaluate([item], metrics))
-    for row in result.rows:
+    for row in run_rows([item], metrics):
         r = row.result
         assert r.status in (MetricStatus.OK, MetricStatus.SKIPPED), (row.metric_name, r.error)
         if r.score is not None:
@@ -102,8 +99,7 @@ def test_no_metric_crashes_on_hostile_text(index: int) -> None:
 
 def test_fully_empty_item_is_skipped_or_scored_never_an_error() -> None:
     metrics = [make(key, **params) for key, params in HEURISTICS.items()]
-    result = asyncio.run(evaluate([DatasetItem(id="empty")], metrics))
-    by_key = {row.metric_key: row.result for row in result.rows}
+    by_key = {row.metric_key: row.result for row in run_rows([DatasetItem(id="empty")], metrics)}
     assert by_key["non_empty"].score == 0.0  # the one metric that must fail an empty item
     for key, r in by_key.items():
         if key != "non_empty":

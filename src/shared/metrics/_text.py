@@ -72,12 +72,19 @@ def split_sentences(text: str) -> list[str]:
         merged: list[str] = []
         for part in parts:
             if merged:
-                lead = _LEADING_BRACKETS_RE.match(part)
+                lead = _LEADING_BRACKETS_RE.match(part) if part.startswith("[") else None
                 if lead:
                     merged[-1] = f"{merged[-1]} {lead.group().strip()}"
                     part = part[lead.end() :].strip()
-                if part and _ABBREVIATION_RE.search(merged[-1]):
-                    merged[-1] = f"{merged[-1]} {part}"
+                prev = merged[-1]
+                # Cheap guard first: an abbreviation is a short last word ending in "."
+                if (
+                    part
+                    and prev.endswith(".")
+                    and len(prev) - prev.rfind(" ") <= 9
+                    and _ABBREVIATION_RE.search(prev, max(0, len(prev) - 9))
+                ):
+                    merged[-1] = f"{prev} {part}"
                     continue
             if part:
                 merged.append(part)
@@ -87,7 +94,8 @@ def split_sentences(text: str) -> list[str]:
 
 # --- content tokens ----------------------------------------------------------------------------
 
-_WORD_RE = re.compile(r"\w+")
+# Numbers keep their separators ("5,000,000", "12.5") so "$900,000" does not match on "000".
+_WORD_RE = re.compile(r"\d+(?:[.,]\d+)+|\w+")
 _BRACKET_RE = re.compile(r"\[[^\[\]\n]{0,64}\]")
 
 STOPWORDS = frozenset(

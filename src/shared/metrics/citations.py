@@ -104,10 +104,10 @@ class CitationValidity(BaseMetric):
 
     async def execute(self, item: DatasetItem) -> MetricResult:
         p = self.params
-        cited: dict[str, None] = {}  # ordered set
+        cited: dict[str, str] = {}  # normalised id -> id as written, in order of first citation
         for raw in citation_groups(self._citation_re, item.actual_output or ""):
             for doc_id in split_ids(raw, expand_ranges=p.id_mode == "index"):
-                cited.setdefault(self._norm(doc_id))
+                cited.setdefault(self._norm(doc_id), doc_id.strip())
         n_docs = len(item.retrieved_content or [])
         if not cited:
             if p.when_no_citations == "skip":
@@ -124,12 +124,12 @@ class CitationValidity(BaseMetric):
         signals: dict[str, Any] = {
             "cited": len(cited),
             "valid": valid,
-            "invalid": [clip(c, 40) for c in invalid[:_MAX_LISTED]],
+            "invalid": [clip(cited[c], 40) for c in invalid[:_MAX_LISTED]],
             "n_docs": n_docs,
         }
         why = f"{valid}/{len(cited)} cited ids refer to retrieved documents ({n_docs} retrieved)"
         if invalid:
-            why += f"; dangling: {', '.join(clip(c, 40) for c in invalid[:5])}"
+            why += f"; dangling: {', '.join(clip(cited[c], 40) for c in invalid[:5])}"
         return self.result(valid / len(cited), why, signals=signals)
 
 
