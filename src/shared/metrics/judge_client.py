@@ -156,6 +156,7 @@ class JudgeCaller:
             )
         if self.client is None:
             raise JudgeCallError("no judge client (setup() was not called)")
+        from openai.types.chat import ChatCompletion
         est_in = int(estimate_tokens(messages_text(messages)) * self.input_ratio) + 1
         try:
             reservation = await self.budget.reserve(self.prices.cost(self.spec.model, est_in, self.spec.max_tokens))
@@ -167,9 +168,13 @@ class JudgeCaller:
             started = time.perf_counter()
             self.calls += 1
             try:
-                response = await self.client.chat.completions.create(
-                    messages=messages,  # type: ignore[arg-type]
-                    **self.spec.request_kwargs(),
+                # The SDK's generic `post` (its documented way to send a prepared body): the same
+                # retries, timeouts and Retry-After handling as `chat.completions.create`, without
+                # re-walking a body we already built (a third of the client's CPU per call).
+                response = await self.client.post(
+                    "/chat/completions",
+                    body={"messages": messages, **self.spec.request_kwargs()},
+                    cast_to=ChatCompletion,
                 )
             except Exception as exc:  # SDK errors after its own retries: APIStatusError, APITimeoutError, ...
                 error = describe_error(exc)

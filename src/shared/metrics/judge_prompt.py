@@ -135,7 +135,7 @@ async def load_judge_prompt(
     manager = shared_manager(settings, shared)
     managed = await manager.aget(name, label=label, fallback=fallback.prompt if fallback else None)
     if managed.is_fallback:
-        log.warning("judge prompt %r: Langfuse unavailable, using the local fallback file", name)
+        log.warning("judge prompt %r: not available from Langfuse, using the local fallback", name)
         return JudgePrompt(managed, local_version(managed.prompt))
     return JudgePrompt(managed, str(managed.version))
 
