@@ -255,3 +255,12 @@ def test_label_scores_custom_variables_and_chat_prompt(fake: OpenAIServer, tmp_p
     assert all(body["messages"][0]["role"] == "system" for body in fake.state.bodies)
     users = sorted(body["messages"][1]["content"] for body in fake.state.bodies)
     assert users == ["Flags: . Decision: decline.", "Flags: [1] flood zone. Decision: refer."]
+
+
+def test_requests_per_minute_paces_the_judge(fake: OpenAIServer, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result, _ = run(
+        [judge(requests_per_minute=600, cache=False)], items(25), server=fake, base_dir=tmp_path, concurrency=25
+    )
+    assert statuses(result) == ["ok"] * 25
+    assert time.monotonic() - started >= 1.4  # a burst of 10, then 15 more at 10/s

@@ -158,7 +158,7 @@ class JudgeMetric(BaseMetric):
             unknown = sorted(set(prompt.variables) - self.allowed_variables(key))
             if unknown:
                 raise ConfigError(
-                    f"prompt '{prompt_name}' v{prompt.version} uses variables this metric does not fill: {unknown}",
+                    f"prompt '{prompt_name}' (version {prompt.version}) uses variables this metric does not fill: {unknown}",
                     field=f"metrics.{self.name}",
                     choices=sorted(self.allowed_variables(key)),
                 )
