@@ -1,13 +1,12 @@
 """Text helpers shared by the heuristic metrics: sentences, content tokens, citations.
 
-All regexes are compiled once at import; every helper is linear in the text length so a 1 MB
-answer costs milliseconds, not seconds (the file-source benchmark scores thousands of items/s).
+All regexes are compiled once at import and every helper is linear in the text length: an
+ordinary answer costs microseconds, a 1 MB one well under a second.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Literal
 
 TextField = Literal["actual_output", "query", "expected_output"]
@@ -40,10 +39,6 @@ def normalize_for_matching(text: str) -> str:
 
 def collapse_whitespace(text: str) -> str:
     return _WS_RE.sub(" ", text).strip()
-
-
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
 
 
 # --- sentences ---------------------------------------------------------------------------------
