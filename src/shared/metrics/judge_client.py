@@ -157,6 +157,7 @@ class JudgeCaller:
         if self.client is None:
             raise JudgeCallError("no judge client (setup() was not called)")
         from openai.types.chat import ChatCompletion
+
         est_in = int(estimate_tokens(messages_text(messages)) * self.input_ratio) + 1
         try:
             reservation = await self.budget.reserve(self.prices.cost(self.spec.model, est_in, self.spec.max_tokens))
