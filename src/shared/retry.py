@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from tenacity import (
@@ -47,3 +48,11 @@ def async_retrying(
         retry=retry_if_exception(retry_on),
         reraise=True,
     )
+
+
+def first_delay(exc: BaseException, initial: float = 0.5, maximum: float = 30.0) -> float:
+    """The wait before the first retry: the server's Retry-After, else `initial` with jitter."""
+    hinted = getattr(exc, "retry_after", None)
+    if isinstance(hinted, int | float) and hinted >= 0:
+        return min(float(hinted), maximum)
+    return initial * (1 + random.random())

@@ -15,7 +15,7 @@ from shared.evaluation.config import EvaluationConfig
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricResult, MetricStatus
 from shared.evaluation.results import EvaluationResult, ResultRow
-from shared.retry import async_retrying
+from shared.retry import async_retrying, first_delay, is_transient
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ async def evaluate(
     config = config or EvaluationConfig()
     pending = [p if isinstance(p, PendingItem) else PendingItem(p) for p in items]
     semaphore = asyncio.Semaphore(config.concurrency)
+    versions = {id(m): m.version for m in metrics}  # hashing once per metric, not per row
 
     async def run_pair(item: DatasetItem, metric: BaseMetric) -> ResultRow:
         async with semaphore:
@@ -57,7 +58,7 @@ async def evaluate(
             item=item,
             metric_name=metric.name,
             metric_key=metric.key,
-            metric_version=metric.version,
+            metric_version=versions[id(metric)],
             score_type=metric.score_type,
             result=outcome,
         )
@@ -72,9 +73,7 @@ async def _score(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig
         return MetricResult.skipped(f"missing required field(s): {', '.join(missing)}")
     started = time.perf_counter()
     try:
-        async for attempt in async_retrying(config.retries + 1):
-            with attempt:
-                result = await asyncio.wait_for(metric.execute(item), timeout=config.timeout_s)
+        result = await _attempt(item, metric, config)
     except MetricError as exc:
         result = MetricResult.failure(str(exc), signals=exc.signals)
     except TimeoutError:
@@ -86,3 +85,23 @@ async def _score(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig
     if not result.latency_s:
         result.latency_s = round(time.perf_counter() - started, 6)
     return result
+
+
+async def _attempt(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig) -> MetricResult:
+    """One call under a timeout; only a transient failure pays for the tenacity retry loop.
+
+    The fast path matters: most pairs are cheap heuristics, and building a retrying controller
+    per pair would cost more than the metric itself.
+    """
+    try:
+        async with asyncio.timeout(config.timeout_s):
+            return await metric.execute(item)
+    except Exception as exc:
+        if config.retries == 0 or not is_transient(exc):
+            raise
+        await asyncio.sleep(first_delay(exc))
+    async for attempt in async_retrying(config.retries, retry_on=is_transient):
+        with attempt:
+            async with asyncio.timeout(config.timeout_s):
+                return await metric.execute(item)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -12,6 +12,7 @@ that step's GENERATION. Missing things are `None`, never an exception, in dot ac
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any, overload
 from shared.evaluation.item import to_utc
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise_key(name: str) -> str:
     """`created_at`, `createdAt`, `Created-At` -> `createdat` (for tolerant lookups)."""
     return re.sub(r"[^a-z0-9]", "", name.lower())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from shared.evaluation.results import EvaluationResult
+from shared.evaluation.results import RESULT_COLUMNS, EvaluationResult
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import Sink, SinkReport
 
@@ -19,12 +20,23 @@ class LocalSink(Sink):
         directory = run.results_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            frame = results.to_dataframe()
-            frame["signals"] = frame["signals"].map(lambda s: json.dumps(s, ensure_ascii=False, default=str))
-            _atomic_write(directory / "results.csv", frame.to_csv(index=False))
+            _write_results_csv(directory / "results.csv", results)
         except OSError as exc:
             return SinkReport(self.name, error=f"cannot write {directory}: {exc}")
         return SinkReport(self.name, details={"results_dir": str(directory)})
+
+
+def _write_results_csv(path: Path, results: EvaluationResult) -> None:
+    """csv.DictWriter rather than pandas: a run can have 100,000 rows and this is on the hot path."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        for row in results:
+            record = row.as_record()
+            record["signals"] = json.dumps(record["signals"], ensure_ascii=False, default=str)
+            writer.writerow(record)
+    os.replace(tmp, path)
 
 
 def write_summary(directory: Path, summary: dict[str, Any]) -> Path:
