@@ -21,5 +21,14 @@ def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "urllib3", "apscheduler.executors", "langfuse", "openai", "slack_sdk"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "apscheduler.executors",
+        "apscheduler.scheduler",
+        "langfuse",
+        "openai",
+        "slack_sdk",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -231,9 +231,9 @@ def build_metric(
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        where = f"{field}.params.{loc}" if field else f"params.{loc}"
+        where = ".".join(part for part in (field, "params", loc) if part)
         valid = list(cls.Params.model_fields) if first["type"] == "extra_forbidden" else None
-        raise ConfigError(first["msg"], field=where, choices=valid) from None
+        raise ConfigError(first["msg"].removeprefix("Value error, "), field=where, choices=valid) from None
     return cls(parsed, threshold=threshold, name=name)
 
 

@@ -162,6 +162,17 @@ class MonitorConfig(Strict):
             seen.add(name)
         return self
 
+    @model_validator(mode="after")
+    def _alerts_name_metrics(self) -> MonitorConfig:
+        names = {spec.name or spec.key for spec in self.metrics}
+        for rule in self.alerts.rules:
+            if rule.metric not in names:
+                raise ValueError(
+                    f"alert rule names metric '{rule.metric}', which this monitor does not run "
+                    f"(valid: {', '.join(sorted(names))})"
+                )
+        return self
+
     def config_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

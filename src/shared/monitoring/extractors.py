@@ -104,8 +104,16 @@ class FieldPathExtractor:
             return self._from_row(record)
         raise InvalidRecordError(f"the default extractor cannot read a {type(record).__name__}")
 
+    TARGET_DEFAULTS: Mapping[str, str] = {
+        "query": "target.input",
+        "actual_output": "target.output",
+        "observation_id": "target.id",
+    }
+
     def _from_trace(self, trace: Trace) -> DatasetItem:
-        paths = {**self.TRACE_DEFAULTS, **self.fields}
+        # observation-level monitors: the source marks the observation to score (`trace.target`)
+        target_defaults = self.TARGET_DEFAULTS if trace.target is not None else {}
+        paths = {**self.TRACE_DEFAULTS, **target_defaults, **self.fields}
         data: dict[str, Any] = {name: get_path(trace, path) for name, path in paths.items()}
         if "retrieved_content" not in self.fields:
             data["retrieved_content"] = _retrieved(trace)
