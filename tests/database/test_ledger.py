@@ -106,10 +106,10 @@ def test_lookup_uses_the_index_for_candidates_only(migrated: Settings) -> None:
         )
         conn.execute("ANALYZE scored_items")
         ids = [f"item-{n}" for n in random.sample(range(1, 40000), 100)]
-        conn.execute(ledger_module._LOOKUP_SETTINGS.replace("SET LOCAL", "SET"))
-        plan = conn.execute(
-            b"EXPLAIN (FORMAT JSON) " + ledger_module._RECORDED.encode(), ["mon", "src", ids, ["m1", "m2"]]
-        ).fetchone()
+        for name, value in ledger_module.LOOKUP_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+        params = {"ids": ids, "names": ["m1", "m2"], "versions": ["v1", "v1"], "monitor": "mon", "source_key": "src"}
+        plan = conn.execute(b"EXPLAIN (FORMAT JSON) " + ledger_module._MISSING.encode(), params).fetchone()
     assert plan is not None
     text = str(plan[0])
     assert "Seq Scan" not in text and "scored_items_pkey" in text, text[:300]
@@ -214,17 +214,17 @@ def test_recheck_after_claim_sees_work_recorded_meanwhile(migrated: Settings, mo
         await a.open("a")
         await b.open("b")
         assert len(await a.filter_unscored(items, V1)) == 1
-        real = PostgresScoredItemsStore._needed
+        real = PostgresScoredItemsStore._missing
         calls = {"n": 0}
 
-        async def needed_then_a_records(self: PostgresScoredItemsStore, *args: object) -> dict[str, frozenset[str]]:
+        async def needed_then_a_records(self: PostgresScoredItemsStore, *args: object) -> dict[str, set[str]]:
             result = await real(self, *args)  # type: ignore[arg-type]
             calls["n"] += 1
             if self is b and calls["n"] == 1:
                 await a.record(_entries("a", ["x"], V1))  # commits between B's read and B's claim
             return result
 
-        monkeypatch.setattr(PostgresScoredItemsStore, "_needed", needed_then_a_records)
+        monkeypatch.setattr(PostgresScoredItemsStore, "_missing", needed_then_a_records)
         got = await b.filter_unscored(items, V1)
         await a.close()
         await b.close()

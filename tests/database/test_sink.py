@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -109,16 +110,15 @@ def test_rerun_upserts_instead_of_duplicating(migrated: Settings) -> None:
 def test_failure_mid_publish_leaves_nothing(migrated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     run = run_context(migrated)
     items = [item(f"i{n}") for n in range(50)]
-    real = sink_module.result_record
-    calls = {"n": 0}
+    real = sink_module.result_records
 
-    def failing(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        calls["n"] += 1
-        if calls["n"] == 40:
-            raise RuntimeError("disk on fire")
-        return real(*args, **kwargs)
+    def failing(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+        for n, record in enumerate(real(*args, **kwargs)):
+            if n == 40:
+                raise RuntimeError("disk on fire")
+            yield record
 
-    monkeypatch.setattr(sink_module, "result_record", failing)
+    monkeypatch.setattr(sink_module, "result_records", failing)
     report = _publish(migrated, run, results(*(row(it) for it in items)))
     assert not report.ok and "disk on fire" in (report.error or "")
     assert report.stored == set()

@@ -134,11 +134,19 @@ async def open_pool(
 
 @asynccontextmanager
 async def transaction(
-    pool: AsyncConnectionPool, schema: str
+    pool: AsyncConnectionPool, schema: str, **local: str
 ) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
-    """One transaction on a pooled connection, with evalmon's schema first on the search path."""
+    """One transaction on a pooled connection, with evalmon's schema first on the search path.
+
+    `local` adds transaction-local settings (e.g. random_page_cost="1.1"), set in the same
+    round trip as the search path.
+    """
+    names = ["search_path", *local]
+    values = [quote_ident(schema), *local.values()]
+    query = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
+    params = [v for pair in zip(names, values, strict=True) for v in pair]
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('search_path', %s, true)", [quote_ident(schema)])
+        await conn.execute(query.encode(), params)
         yield conn
 
 

@@ -6,7 +6,8 @@ that, several workers running the same monitor on the same window coordinate thr
 (DESIGN.md section 9):
 
 DATAFLOW (filter_unscored, one transaction per page of candidates):
-    candidate ids -> SELECT the ledger rows of those ids only (`item_id = ANY(...)`, primary key index)
+    candidate ids x configured (metric, version) -> anti-join against the ledger's primary key
+       (only the candidates are looked up; only pairs still missing come back)
     -> ids still needing a metric, sorted (a fixed lock order: concurrent workers cannot deadlock)
     -> INSERT claims ... ON CONFLICT DO UPDATE ... WHERE the old claim expired or is ours
        RETURNING the ids we now hold (an item another live worker holds is not returned: the
@@ -44,14 +45,23 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_RECORDED = """
-SELECT item_id, metric_name, metric_version FROM scored_items
-WHERE monitor = %s AND source_key = %s AND item_id = ANY(%s) AND metric_name = ANY(%s)
+# (candidate, metric) pairs with no ledger row at the metric's current version: an anti-join of
+# the candidates against the primary key, so the steady state (everything already scored) sends
+# nothing back.
+_MISSING = """
+SELECT c.item_id, m.metric_name
+FROM unnest(%(ids)s::text[]) AS c(item_id)
+CROSS JOIN unnest(%(names)s::text[], %(versions)s::text[]) AS m(metric_name, metric_version)
+WHERE NOT EXISTS (
+    SELECT 1 FROM scored_items s
+    WHERE s.monitor = %(monitor)s AND s.source_key = %(source_key)s AND s.item_id = c.item_id
+      AND s.metric_name = m.metric_name AND s.metric_version = m.metric_version
+)
 """
 
 # The default cost model (spinning disks) prefers a full scan of a large ledger over thousands of
 # primary-key probes; on SSD/Neon storage the probes win. Transaction-local, like the search_path.
-_LOOKUP_SETTINGS = "SET LOCAL random_page_cost = 1.1"
+LOOKUP_SETTINGS = {"random_page_cost": "1.1"}
 
 _CLAIM = """
 INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at, expires_at)
@@ -110,8 +120,10 @@ class PostgresScoredItemsStore(ScoredItemsStore):
             async with transaction(pool, self.schema) as conn:
                 todo = await pending_async(conn)
         except psycopg.Error as exc:
+            await self.close()
             raise SinkError(f"Postgres ledger check failed: {describe_error(exc, self.settings)}") from None
         if todo:
+            await self.close()
             raise ConfigError(
                 f"the database schema '{self.schema}' is not up to date "
                 f"(pending: {', '.join(m.label for m in todo)}); run `evalmon db migrate`",
@@ -174,11 +186,9 @@ class PostgresScoredItemsStore(ScoredItemsStore):
             return []
         names = sorted(versions)
         pool = await self._get_pool()
-        async with transaction(pool, self.schema) as conn:
-            await conn.execute(_LOOKUP_SETTINGS)
-            needed = await self._needed(conn, sorted(by_id), versions, names)
-            wanted = sorted(i for i, metrics in needed.items() if metrics)
-            if not wanted:
+        async with transaction(pool, self.schema, **LOOKUP_SETTINGS) as conn:
+            needed = await self._missing(conn, sorted(by_id), versions, names)
+            if not needed:
                 return []
             cur = await conn.execute(
                 _CLAIM,
@@ -187,33 +197,41 @@ class PostgresScoredItemsStore(ScoredItemsStore):
                     "source_key": self._source_key,
                     "run_id": self._run(),
                     "ttl": self.claim_ttl_s,
-                    "ids": wanted,
+                    "ids": sorted(needed),
                 },
             )
             claimed = sorted(str(row[0]) for row in await cur.fetchall())
             if not claimed:
                 return []
-            needed = await self._needed(conn, claimed, versions, names)
-            done = [i for i in claimed if not needed[i]]
+            needed = await self._missing(conn, claimed, versions, names)
+            done = [i for i in claimed if i not in needed]
             if done:
                 await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), done])
         held = set(claimed) - set(done)
-        return [PendingItem(item, needed[i]) for i, item in by_id.items() if i in held]
+        return [PendingItem(item, frozenset(needed[i])) for i, item in by_id.items() if i in held]
 
-    async def _needed(
+    async def _missing(
         self,
         conn: psycopg.AsyncConnection[tuple[object, ...]],
         ids: list[str],
         versions: Mapping[str, str],
         names: list[str],
-    ) -> dict[str, frozenset[str]]:
-        cur = await conn.execute(_RECORDED, [self._monitor, self._source_key, ids, names])
-        done: dict[str, set[str]] = {}
-        for item_id, metric_name, version in await cur.fetchall():
-            if versions.get(str(metric_name)) == version:
-                done.setdefault(str(item_id), set()).add(str(metric_name))
-        all_names = frozenset(names)
-        return {i: all_names - done.get(i, set()) for i in ids}
+    ) -> dict[str, set[str]]:
+        """Candidate id -> metric names without a ledger row at the current version (ids needing none are absent)."""
+        params = {
+            "ids": ids,
+            "names": names,
+            "versions": [versions[n] for n in names],
+            "monitor": self._monitor,
+            "source_key": self._source_key,
+        }
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(_MISSING, params)
+            rows = await cur.fetchall()
+        missing: dict[str, set[str]] = {}
+        for item_id, metric_name in rows:
+            missing.setdefault(str(item_id), set()).add(str(metric_name))
+        return missing
 
     async def record(self, entries: Sequence[LedgerEntry]) -> int:
         """Write ledger rows (idempotent) and drop this run's claims on those items; returns new rows."""

@@ -2,10 +2,11 @@
 
 DATAFLOW (publish):
     EvaluationResult rows -> dedupe by natural key (last row wins) -> clean values (values.py)
-    -> BEGIN -> upsert evaluation_runs row
+    -> BEGIN -> upsert evaluation_runs row (was it new?)
              -> COPY items   into a temp table -> INSERT ... ON CONFLICT (source_key, item_id) DO UPDATE
-             -> COPY results into a temp table -> INSERT ... ON CONFLICT (run_id, source_key, item_id,
-                                                                           metric_name) DO UPDATE
+             -> new run:  COPY results straight into evaluation_results (nothing to conflict with)
+                rerun:    COPY results into a temp table -> INSERT ... ON CONFLICT (run_id, source_key,
+                                                            item_id, metric_name) DO UPDATE
     -> COMMIT -> SinkReport(stored = every (item id, metric name) written)
 
 Any failure rolls the whole transaction back and the report carries the (redacted) error with an
@@ -17,16 +18,17 @@ deadlock) retries the whole transaction, which is safe because it is all-or-noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
 from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
-from shared.database.values import clean_float, clean_text, to_json
+from shared.database.values import NUL, clean_text, to_json
 from shared.errors import ConfigError, SinkError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.results import EvaluationResult, ResultRow
@@ -77,6 +79,15 @@ RESULT_COLUMNS = (
     "source_timestamp",
     "created_at",
 )
+# Binary COPY: psycopg formats each row in C (about 3x faster than text COPY for wide rows).
+_BINARY = "(FORMAT BINARY)"
+ITEM_TYPES = ["text"] * 5 + ["timestamptz"] + ["text"] * 4 + ["jsonb", "jsonb"]
+RESULT_TYPES = (
+    ["text"] * 8
+    + ["float8", "bool", "float8", "text", "text", "jsonb", "text", "float8", "float8"]
+    + ["text"] * 3
+    + ["int4", "int4", "timestamptz", "timestamptz"]
+)
 # Item fields a metric reads besides the text columns; stored together as `inputs` jsonb.
 INPUT_FIELDS = frozenset(
     {"retrieved_content", "additional_input", "additional_output", "conversation", "tools_called", "latency"}
@@ -93,6 +104,7 @@ VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s::jsonb, %s, now())
 ON CONFLICT (run_id) DO UPDATE SET
     counts = r.counts || EXCLUDED.counts,
     published_at = EXCLUDED.published_at
+RETURNING (xmax = 0) AS inserted
 """
 
 _FINISH_RUN = """
@@ -135,40 +147,62 @@ def item_record(source_key: str, item: DatasetItem) -> tuple[Any, ...]:
         clean_text(item.actual_output),
         clean_text(item.expected_output),
         item.content_hash(),
-        to_json(inputs),
-        to_json(item.metadata),
+        inputs,  # jsonb: serialised by `to_json` (registered on the connection), in C-speed binary COPY
+        item.metadata,
     )
 
 
 def result_record(run: RunContext, row: ResultRow, created_at: datetime) -> tuple[Any, ...]:
     """One evaluation_results row (RESULT_COLUMNS order), cleaned: NaN/inf -> NULL, NUL -> U+FFFD."""
-    r = row.result
-    return (
-        clean_text(run.run_id),
-        clean_text(run.source_key),
-        clean_text(row.item.id),
-        clean_text(row.metric_name),
-        clean_text(run.monitor),
-        clean_text(row.metric_key),
-        clean_text(row.metric_version),
-        r.status.value,
-        clean_float(r.score),
-        r.passed,
-        clean_float(r.threshold),
-        clean_text(r.label),
-        clean_text(r.explanation),
-        to_json(r.signals),
-        clean_text(r.error),
-        clean_float(r.cost_usd),
-        clean_float(r.latency_s),
-        clean_text(r.model),
-        clean_text(r.prompt_name),
-        clean_text(r.prompt_version),
-        r.input_tokens,
-        r.output_tokens,
-        row.item.source_timestamp,
-        created_at,
-    )
+    return next(result_records(run, [row], created_at))
+
+
+def result_records(run: RunContext, rows: Sequence[ResultRow], created_at: datetime) -> Iterator[tuple[Any, ...]]:
+    """evaluation_results rows for a run; per-run, per-item and per-metric values are cleaned once."""
+    run_id, source_key, monitor = clean_text(run.run_id), clean_text(run.source_key), clean_text(run.monitor)
+    items: dict[str, tuple[str | None, datetime | None]] = {}
+    metrics: dict[tuple[str, str, str], tuple[str | None, str | None, str | None]] = {}
+    for row in rows:
+        item = row.item
+        item_key = items.get(item.id)
+        if item_key is None:
+            item_key = items[item.id] = (clean_text(item.id), item.source_timestamp)
+        metric_id = (row.metric_name, row.metric_key, row.metric_version)
+        metric = metrics.get(metric_id)
+        if metric is None:
+            metric = metrics[metric_id] = (clean_text(metric_id[0]), clean_text(metric_id[1]), clean_text(metric_id[2]))
+        r = row.result
+        # Inline checks (this loop runs once per result row): `x - x == 0` is False exactly for
+        # NaN and +-inf; text is rewritten only when it holds a NUL (see values.py).
+        score, threshold, cost, latency = r.score, r.threshold, r.cost_usd, r.latency_s
+        label, explanation, error = r.label, r.explanation, r.error
+        model, prompt_name, prompt_version = r.model, r.prompt_name, r.prompt_version
+        yield (
+            run_id,
+            source_key,
+            item_key[0],
+            metric[0],
+            monitor,
+            metric[1],
+            metric[2],
+            r.status.value,
+            score if score is None or score - score == 0 else None,
+            r.passed,
+            threshold if threshold is None or threshold - threshold == 0 else None,
+            label if label is None or NUL not in label else clean_text(label),
+            explanation if NUL not in explanation else clean_text(explanation),
+            r.signals,
+            error if error is None or NUL not in error else clean_text(error),
+            cost if cost - cost == 0 else None,
+            latency if latency - latency == 0 else None,
+            model if model is None or NUL not in model else clean_text(model),
+            prompt_name if prompt_name is None or NUL not in prompt_name else clean_text(prompt_name),
+            prompt_version if prompt_version is None or NUL not in prompt_version else clean_text(prompt_version),
+            r.input_tokens,
+            r.output_tokens,
+            item_key[1],
+            created_at,
+        )
 
 
 def _counts(rows: Sequence[ResultRow]) -> dict[str, int]:
@@ -231,7 +265,7 @@ class PostgresSink(Sink):
         for row in rows:
             items[row.item.id] = row.item
         async with transaction(pool, self.schema) as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 _UPSERT_RUN,
                 [
                     clean_text(run.run_id),
@@ -245,23 +279,33 @@ class PostgresSink(Sink):
                     run.started_at,
                 ],
             )
+            set_json_dumps(to_json, conn)  # NaN -> null, NUL -> U+FFFD inside every jsonb value
+            first = await cur.fetchone()
+            new_run = bool(first and first[0])
             if not rows:
                 return
             await conn.execute(
                 "CREATE TEMP TABLE _evalmon_items (LIKE evaluation_items INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            await conn.execute(
-                "CREATE TEMP TABLE _evalmon_results (LIKE evaluation_results INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
             async with conn.cursor() as cur:
-                async with cur.copy(f"COPY _evalmon_items ({', '.join(ITEM_COLUMNS)}) FROM STDIN") as copy:
+                async with cur.copy(f"COPY _evalmon_items ({', '.join(ITEM_COLUMNS)}) FROM STDIN {_BINARY}") as copy:
+                    copy.set_types(ITEM_TYPES)
                     for item in items.values():
                         await copy.write_row(item_record(run.source_key, item))
                 await cur.execute(_UPSERT_ITEMS)
-                async with cur.copy(f"COPY _evalmon_results ({', '.join(RESULT_COLUMNS)}) FROM STDIN") as copy:
-                    for row in rows:
-                        await copy.write_row(result_record(run, row, created_at))
-                await cur.execute(_UPSERT_RESULTS)
+                # A run's first publish cannot conflict (results are keyed by run_id and deduped
+                # above): COPY straight into the table. A republish goes through the upsert.
+                target = "evaluation_results" if new_run else "_evalmon_results"
+                if not new_run:
+                    await cur.execute(
+                        "CREATE TEMP TABLE _evalmon_results (LIKE evaluation_results INCLUDING DEFAULTS) ON COMMIT DROP"
+                    )
+                async with cur.copy(f"COPY {target} ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}") as copy:
+                    copy.set_types(RESULT_TYPES)
+                    for record in result_records(run, rows, created_at):
+                        await copy.write_row(record)
+                if not new_run:
+                    await cur.execute(_UPSERT_RESULTS)
 
     async def finish_run(self, run: RunContext, summary: dict[str, Any]) -> bool:
         """Best effort: set the run's final status, counts and summary (separate transaction).
@@ -292,6 +336,13 @@ class PostgresSink(Sink):
             log.warning("postgres: could not finish run %s: %s", run.run_id, describe_error(exc, self.settings))
             return False
         return True
+
+    async def finish(self, run: RunContext, summary: dict[str, object]) -> None:
+        """The monitor's end-of-run hook (called after `aclose`): finish_run, then release the pool."""
+        try:
+            await self.finish_run(run, dict(summary))
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
         if self._pool is not None:

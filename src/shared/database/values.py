@@ -20,6 +20,8 @@ REPLACEMENT = "\ufffd"
 
 
 def clean_text(value: object) -> str | None:
+    if type(value) is str:
+        return value.replace(NUL, REPLACEMENT) if NUL in value else value
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
@@ -27,6 +29,8 @@ def clean_text(value: object) -> str | None:
 
 
 def clean_float(value: object) -> float | None:
+    if type(value) is float:  # the common case, checked first: this runs for every score
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     try:

@@ -40,10 +40,9 @@ CREATE TABLE evaluation_items (
 );
 CREATE INDEX evaluation_items_trace_idx ON evaluation_items (trace_id);
 CREATE INDEX evaluation_items_session_idx ON evaluation_items (session_id);
-CREATE INDEX evaluation_items_source_ts_idx ON evaluation_items (source_timestamp);
 
 CREATE TABLE evaluation_results (
-    run_id           text COLLATE "C" NOT NULL REFERENCES evaluation_runs (run_id) ON DELETE CASCADE,
+    run_id           text COLLATE "C" NOT NULL,
     source_key       text COLLATE "C" NOT NULL,
     item_id          text COLLATE "C" NOT NULL,
     metric_name      text COLLATE "C" NOT NULL,
@@ -67,14 +66,14 @@ CREATE TABLE evaluation_results (
     output_tokens    integer,
     source_timestamp timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (run_id, source_key, item_id, metric_name),
-    FOREIGN KEY (source_key, item_id) REFERENCES evaluation_items (source_key, item_id)
+    PRIMARY KEY (run_id, source_key, item_id, metric_name)
 );
+-- No foreign keys to runs or items: the sink writes all three in one transaction, and per-row
+-- FK triggers would cost more than the bulk insert itself (the view uses a LEFT JOIN).
 -- Analyst queries: a monitor's metric over time (time = when the trace happened, else when scored).
 CREATE INDEX evaluation_results_monitor_metric_time_idx
     ON evaluation_results (monitor, metric_name, (coalesce(source_timestamp, created_at)));
-CREATE INDEX evaluation_results_item_idx ON evaluation_results (source_key, item_id, metric_name, created_at DESC);
-CREATE INDEX evaluation_results_created_idx ON evaluation_results (created_at);
+CREATE INDEX evaluation_results_item_idx ON evaluation_results (source_key, item_id);
 
 -- Results with their item; LEFT JOIN so a result never disappears from the view.
 CREATE VIEW evaluation_results_with_items AS
