@@ -88,7 +88,7 @@ def make_run(config: AlertsConfig, *, dry_run: bool = False) -> RunContext:
         {
             "monitor": "athena-faithfulness",
             "source": {"type": "file", "path": "x.jsonl"},
-            "metrics": [{"key": "non_empty"}],
+            "metrics": [{"key": "non_empty", "name": "faithfulness"}],
             "alerts": config.model_dump(),
         }
     )

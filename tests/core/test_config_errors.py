@@ -22,7 +22,7 @@ def run_cli(*args: str) -> tuple[int, str]:
     ("override", "field", "expected"),
     [
         ("bogus=1", "bogus", "unknown key (valid: alerts"),
-        ("metrics.0.key=nope", "metrics.0.key", "unknown metric 'nope' (valid: citation_coverage"),
+        ("metrics.0.key=nope", "metrics.0.key", "unknown metric 'nope' (valid: "),
         ("extractor=no_such_module:fn", "extractor", "cannot import module 'no_such_module'"),
         ("sampling.strategy=random", "sampling", "needs 'n'"),
         ("source.api_key=abc123", "source.api_key", "inline secrets are not accepted"),
@@ -47,6 +47,8 @@ def test_config_error_is_one_line_naming_file_and_field(
     assert "\n" not in line and "Traceback" not in output
     assert f"{config}: {field}:" in line
     assert expected in line
+    if "unknown metric" in expected:
+        assert "citation_validity, " in line and "pii_leakage" in line
 
 
 def test_malformed_yaml_names_line(tmp_path: Path) -> None:
@@ -91,3 +93,9 @@ def test_debug_shows_traceback(tmp_path: Path, traces_file: Path) -> None:
     config = write_config(tmp_path, traces_file)
     result = runner.invoke(app, ["--debug", "run", str(config), "--set", "bogus=1"])
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_alert_rule_on_a_metric_the_monitor_does_not_run(tmp_path: Path, traces_file: Path) -> None:
+    config = write_config(tmp_path, traces_file, alerts={"rules": [{"metric": "ghost", "threshold": 0.5}]})
+    code, output = run_cli("validate", str(config))
+    assert code == 2 and "alert rule names metric 'ghost'" in output and "valid: non_empty, pii_leakage" in output
