@@ -31,6 +31,9 @@ app.add_typer(ledger_app, name="ledger")
 from shared.langfuse.webhook_cli import webhook_app  # noqa: E402
 
 app.add_typer(webhook_app, name="webhook")
+from shared.database.cli import db_app  # noqa: E402
+
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

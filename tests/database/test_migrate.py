@@ -92,7 +92,7 @@ def test_cli_migrate_then_status(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_cli_without_database_url_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     code, _, err = _cli(monkeypatch, tmp_path, {}, "migrate")
     assert code == 2
-    assert "DATABASE_URL is not set" in err
+    assert "DATABASE_URL: is not set" in err
 
 
 def test_cli_never_prints_the_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str) -> None:

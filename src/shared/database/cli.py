@@ -2,15 +2,14 @@
 
 Exit codes follow DESIGN.md section 7: 0 ok, 1 the database failed (unreachable, a migration
 failed: nothing was applied), 2 usage or configuration (DATABASE_URL missing, bad schema name).
-Messages never contain the URL.
+Messages never contain the URL. psycopg is imported inside the commands, so registering this
+app costs the rest of the CLI nothing.
 """
 
 from __future__ import annotations
 
 import typer
 
-from shared.database import migrate as migrations
-from shared.database.connection import database_url, describe_error, schema_name
 from shared.errors import ConfigError
 from shared.settings import Settings, load_settings
 
@@ -18,6 +17,8 @@ db_app = typer.Typer(help="The results database (Postgres/Neon): schema migratio
 
 
 def _settings() -> Settings:
+    from shared.database.connection import database_url, schema_name
+
     settings = load_settings()
     try:
         database_url(settings)
@@ -31,6 +32,9 @@ def _settings() -> Settings:
 @db_app.command("migrate")
 def migrate_command() -> None:
     """Apply pending migrations in one transaction (a second run changes nothing)."""
+    from shared.database import migrate as migrations
+    from shared.database.connection import describe_error, schema_name
+
     settings = _settings()
     schema = schema_name(settings)
     try:
@@ -49,6 +53,9 @@ def migrate_command() -> None:
 @db_app.command("status")
 def status_command() -> None:
     """List migrations with when each was applied, and the pending ones."""
+    from shared.database import migrate as migrations
+    from shared.database.connection import describe_error, schema_name
+
     settings = _settings()
     schema = schema_name(settings)
     try:

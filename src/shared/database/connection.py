@@ -27,10 +27,7 @@ _URL_PATTERN = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\S+", re.IGNORECASE)
 _PASSWORD_PATTERN = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 _DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+\w+://", re.IGNORECASE)
 
-MISSING_URL = (
-    "DATABASE_URL is not set: export it (e.g. postgresql://user@host:5432/db?sslmode=require) "
-    "or put it in the repo .env"
-)
+MISSING_URL = "is not set; export it (e.g. postgresql://user@host:5432/db?sslmode=require) or put it in the repo .env"
 
 
 def database_url(settings: Settings) -> str:
