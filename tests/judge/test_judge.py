@@ -260,7 +260,7 @@ def test_label_scores_custom_variables_and_chat_prompt(fake: OpenAIServer, tmp_p
 def test_requests_per_minute_paces_the_judge(fake: OpenAIServer, tmp_path: Path) -> None:
     started = time.monotonic()
     result, _ = run(
-        [judge(requests_per_minute=600, cache=False)], items(25), server=fake, base_dir=tmp_path, concurrency=25
+        [judge(requests_per_minute=600, cache=False)], items(15), server=fake, base_dir=tmp_path, concurrency=15
     )
-    assert statuses(result) == ["ok"] * 25
-    assert time.monotonic() - started >= 1.4  # a burst of 10, then 15 more at 10/s
+    assert statuses(result) == ["ok"] * 15
+    assert time.monotonic() - started >= 1.3  # one at once, then 14 more at 10/s

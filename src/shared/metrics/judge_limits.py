@@ -37,12 +37,15 @@ class _Bucket:
 class RateLimiter:
     """Requests/min and tokens/min, smooth (burst of `burst_s` seconds of quota), FIFO for waiters.
 
+    The burst is small on purpose: providers enforce per-minute quotas over shorter windows, and
+    evenly spaced calls keep answers from arriving in waves that the event loop must then queue.
+
     `acquire(tokens)` takes one request and an estimate of the call's tokens; `adjust(delta)`
     corrects the token bucket once the real usage is known (it may go negative: later calls wait).
     """
 
     def __init__(
-        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None, *, burst_s: float = 1.0
+        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None, *, burst_s: float = 0.1
     ) -> None:
         self.burst_s = burst_s
         self._requests = _Bucket(requests_per_minute, burst_s) if requests_per_minute else None
