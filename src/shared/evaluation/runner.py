@@ -41,30 +41,47 @@ async def evaluate(
 ) -> EvaluationResult:
     """Score items with metrics. Returns one row per wanted pair, in item then metric order.
 
-    DATAFLOW: pairs (item x wanted metric) -> semaphore(concurrency) -> required-field check ->
-    retry(timeout(metric.execute)) -> ResultRow (ok | error | skipped | deferred).
+    DATAFLOW: units of work (an item's heuristic metrics together; each LLM metric alone) ->
+    semaphore(concurrency) -> required-field check -> timeout(metric.execute), retried only after
+    a transient error -> ResultRow (ok | error | skipped | deferred).
+
+    Grouping an item's heuristics in one task keeps asyncio's per-task cost off cheap metrics;
+    LLM metrics get a task each so slow judge calls overlap up to `concurrency`.
     """
     config = config or EvaluationConfig()
     pending = [p if isinstance(p, PendingItem) else PendingItem(p) for p in items]
     semaphore = asyncio.Semaphore(config.concurrency)
     versions = {id(m): m.version for m in metrics}  # hashing once per metric, not per row
+    order = {id(m): index for index, m in enumerate(metrics)}
 
-    async def run_pair(item: DatasetItem, metric: BaseMetric) -> ResultRow:
+    async def run_unit(position: int, item: DatasetItem, unit: list[BaseMetric]) -> list[tuple[int, int, ResultRow]]:
         async with semaphore:
-            outcome = await _score(item, metric, config)
+            out = []
+            for metric in unit:
+                outcome = await _score(item, metric, config)
+                row = ResultRow(
+                    item=item,
+                    metric_name=metric.name,
+                    metric_key=metric.key,
+                    metric_version=versions[id(metric)],
+                    score_type=metric.score_type,
+                    result=outcome,
+                )
+                out.append((position, order[id(metric)], row))
         if on_progress is not None:
-            on_progress(1)
-        return ResultRow(
-            item=item,
-            metric_name=metric.name,
-            metric_key=metric.key,
-            metric_version=versions[id(metric)],
-            score_type=metric.score_type,
-            result=outcome,
-        )
+            on_progress(len(out))
+        return out
 
-    tasks = [run_pair(p.item, m) for p in pending for m in metrics if p.wants(m.name)]
-    return EvaluationResult(rows=list(await asyncio.gather(*tasks)))
+    units = []
+    for position, p in enumerate(pending):
+        wanted = [m for m in metrics if p.wants(m.name)]
+        local = [m for m in wanted if m.kind == "heuristic"]
+        if local:
+            units.append(run_unit(position, p.item, local))
+        units.extend(run_unit(position, p.item, [m]) for m in wanted if m.kind != "heuristic")
+    done = [entry for unit_rows in await asyncio.gather(*units) for entry in unit_rows]
+    done.sort(key=lambda entry: (entry[0], entry[1]))
+    return EvaluationResult(rows=[row for _, _, row in done])
 
 
 async def _score(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig) -> MetricResult:

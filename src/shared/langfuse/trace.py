@@ -49,6 +49,8 @@ def parse_metadata(value: Any) -> Any:
 
 
 def _is_number(text: str) -> bool:
+    if not text or text[0] not in "-0123456789":
+        return False
     return bool(re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", text))
 
 
@@ -64,21 +66,37 @@ def parse_time(value: Any) -> datetime | None:
 
 
 class Record:
-    """Tolerant attribute access over a camelCase mapping."""
+    """Tolerant attribute access over a camelCase mapping.
+
+    `input`, `output` and `metadata` arrive as raw JSON strings from the v2 API; they are parsed
+    on first access only, because most observations of a trace are never read by an extractor.
+    """
+
+    LAZY_JSON: tuple[str, ...] = ()
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = dict(data)
         self._index = {normalise_key(k): k for k in self._data}
+        self._unparsed = {k for k in self.LAZY_JSON if k in self._data}
 
     @property
     def raw(self) -> dict[str, Any]:
+        for key in list(self._unparsed):
+            self._parse(key)
         return self._data
 
+    def _parse(self, key: str) -> None:
+        self._unparsed.discard(key)
+        value = parse_jsonish(self._data[key])
+        self._data[key] = parse_metadata(value) if key == "metadata" else value
+
     def get(self, name: str, default: Any = None) -> Any:
-        if name in self._data:
-            return self._data[name]
-        key = self._index.get(normalise_key(name))
-        return self._data[key] if key is not None else default
+        key = name if name in self._data else self._index.get(normalise_key(name))
+        if key is None:
+            return default
+        if key in self._unparsed:
+            self._parse(key)
+        return self._data[key]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -92,13 +110,7 @@ class Record:
 class Observation(Record):
     """One observation (SPAN, GENERATION, EVENT, ...). input/output/metadata are parsed JSON."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        data = dict(data)
-        for field in ("input", "output", "metadata"):
-            if field in data:
-                data[field] = parse_jsonish(data[field])
-        data["metadata"] = parse_metadata(data.get("metadata"))
-        super().__init__(data)
+    LAZY_JSON = ("input", "output", "metadata")
 
     @property
     def id(self) -> str | None:
@@ -222,11 +234,9 @@ class Step:
 class Trace(Record):
     """A trace: its own fields (from the root observation or a v3 trace) plus observations."""
 
+    LAZY_JSON = ("input", "output", "metadata")
+
     def __init__(self, data: Mapping[str, Any], observations: Iterable[Observation] = (), patterns: Any = None) -> None:
-        data = dict(data)
-        for field in ("input", "output", "metadata"):
-            if field in data:
-                data[field] = parse_jsonish(data[field])
         super().__init__(data)
         self.observations: list[Observation] = sorted(
             observations,
