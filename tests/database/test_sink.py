@@ -48,7 +48,13 @@ def test_round_trip_of_text_numbers_and_json(migrated: Settings) -> None:
     big = "x" * (1024 * 1024 - 3) + "end"
     nested = {"a": [1, 2.5, {"b": None, "c": [True, "é", {"d": "🧪"}]}], "quote": "'\"\\", "empty": {}}
     items = [
-        item("uni", query=tricky, actual_output=big, metadata={"nested": nested}, additional_input={"k": [1, "2"]}),
+        item(
+            "uni",
+            query=tricky,
+            actual_output=big,
+            metadata={"nested": nested},
+            additional_input={"k": [1, "2"], "nul\x00key": "a\x00b", "inf": math.inf},
+        ),
         item("nul\x00id", query="before\x00after"),
     ]
     res = results(
@@ -66,7 +72,7 @@ def test_round_trip_of_text_numbers_and_json(migrated: Settings) -> None:
     assert query == tricky
     assert output == big and len(output) == 1024 * 1024
     assert metadata == {"nested": nested}
-    assert inputs["additional_input"] == {"k": [1, "2"]}
+    assert inputs["additional_input"] == {"k": [1, "2"], "nul\ufffdkey": "a\ufffdb", "inf": None}
 
     scores = dict(_query(migrated, "SELECT metric_name, score FROM evaluation_results WHERE item_id = 'uni'"))
     assert scores == {"m1": 0.75, "m2": None, "m3": None}

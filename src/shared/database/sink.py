@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
-from shared.database.values import NUL, clean_text, to_json
+from shared.database.values import NUL, clean_text, to_json, to_json_bytes
 from shared.errors import ConfigError, SinkError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.results import EvaluationResult, ResultRow
@@ -147,7 +147,7 @@ def item_record(source_key: str, item: DatasetItem) -> tuple[Any, ...]:
         clean_text(item.actual_output),
         clean_text(item.expected_output),
         item.content_hash(),
-        inputs,  # jsonb: serialised by `to_json` (registered on the connection), in C-speed binary COPY
+        inputs,  # jsonb: serialised by `to_json_bytes` (registered on the connection), in C-speed binary COPY
         item.metadata,
     )
 
@@ -279,7 +279,7 @@ class PostgresSink(Sink):
                     run.started_at,
                 ],
             )
-            set_json_dumps(to_json, conn)  # NaN -> null, NUL -> U+FFFD inside every jsonb value
+            set_json_dumps(to_json_bytes, conn)  # NaN -> null, NUL -> U+FFFD inside every jsonb value
             first = await cur.fetchone()
             new_run = bool(first and first[0])
             if not rows:

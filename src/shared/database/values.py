@@ -15,6 +15,8 @@ import json
 import math
 from typing import Any
 
+import pydantic_core
+
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 
@@ -49,6 +51,18 @@ def to_json(value: Any) -> str:
     if NUL in text or "\\u0000" in text:
         return json.dumps(_clean_json(value), ensure_ascii=False, allow_nan=False, default=str)
     return text
+
+
+def to_json_bytes(value: Any) -> bytes:
+    """`to_json` for the bulk path: pydantic-core's Rust serialiser (NaN/inf -> null), UTF-8 bytes.
+
+    Registered as psycopg's jsonb dumper for COPY, where it runs once per result row. A NUL shows
+    up as the escape `\\u0000`; only then is the value cleaned and serialised again.
+    """
+    data = pydantic_core.to_json(value, inf_nan_mode="null", fallback=str)
+    if b"\\u0000" in data:
+        data = pydantic_core.to_json(_clean_json(value), inf_nan_mode="null", fallback=str)
+    return data
 
 
 def _clean_json(value: Any) -> Any:
