@@ -35,7 +35,7 @@ def pg_url() -> str:
     if error is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"Postgres is required in CI and is not reachable ({error})")
-        pytest.skip(f"Postgres not reachable at 127.0.0.1:5432 ({error}); {START_HINT}")
+        pytest.skip(f"Postgres not reachable ({error}); {START_HINT}")
     return TEST_URL
 
 

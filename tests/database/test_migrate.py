@@ -95,7 +95,7 @@ def test_cli_without_database_url_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "DATABASE_URL: is not set" in err
 
 
-def test_cli_never_prints_the_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str) -> None:
+def test_cli_never_prints_the_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     secret_url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2"
     code, out, err = _cli(monkeypatch, tmp_path, {"DATABASE_URL": secret_url}, "migrate")
     assert code == 1
