@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import set_json_dumps
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
 from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
@@ -88,6 +90,18 @@ RESULT_TYPES = (
     + ["text"] * 3
     + ["int4", "int4", "timestamptz", "timestamptz"]
 )
+
+
+class _JsonbCopyDumper(Dumper):
+    """Binary jsonb for COPY after `set_types`: version byte + `to_json_bytes` (one call per value)."""
+
+    format = Format.BINARY
+    oid = 3802  # jsonb
+
+    def dump(self, obj: Any) -> Buffer | None:
+        return b"\x01" + to_json_bytes(obj)
+
+
 # Item fields a metric reads besides the text columns; stored together as `inputs` jsonb.
 INPUT_FIELDS = frozenset(
     {"retrieved_content", "additional_input", "additional_output", "conversation", "tools_called", "latency"}
@@ -279,7 +293,7 @@ class PostgresSink(Sink):
                     run.started_at,
                 ],
             )
-            set_json_dumps(to_json_bytes, conn)  # NaN -> null, NUL -> U+FFFD inside every jsonb value
+            conn.adapters.register_dumper(None, _JsonbCopyDumper)  # jsonb in COPY: NaN -> null, NUL -> U+FFFD
             first = await cur.fetchone()
             new_run = bool(first and first[0])
             if not rows:

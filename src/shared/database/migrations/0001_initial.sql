@@ -73,7 +73,9 @@ CREATE TABLE evaluation_results (
 -- Analyst queries: a monitor's metric over time (time = when the trace happened, else when scored).
 CREATE INDEX evaluation_results_monitor_metric_time_idx
     ON evaluation_results (monitor, metric_name, (coalesce(source_timestamp, created_at)));
-CREATE INDEX evaluation_results_item_idx ON evaluation_results (source_key, item_id);
+-- Deliberately no other index: each one costs every bulk publish a B-tree insert per row
+-- (results -> items joins use the items primary key). Add one in a later migration if an
+-- analyst query needs it, e.g. ON evaluation_results (source_key, item_id).
 
 -- Results with their item; LEFT JOIN so a result never disappears from the view.
 CREATE VIEW evaluation_results_with_items AS
