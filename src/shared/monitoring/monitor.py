@@ -226,6 +226,8 @@ class OnlineMonitor:
         versions = {m.name: m.version for m in self.metrics}
         seen: set[str] = set()
         batch: list[DatasetItem] = []
+        offered: list[str] = []  # ids handed to the sampler: the unsampled ones are released below
+        over_limit: list[DatasetItem] = []
         taken = 0
 
         async def flush() -> None:
@@ -233,10 +235,12 @@ class OnlineMonitor:
             pending = await ledger.filter_unscored(batch, versions)
             counts.duplicates += len(batch) - len(pending)
             if limit is not None and taken + len(pending) > limit:
+                over_limit.extend(p.item for p in pending[limit - taken :])
                 pending = pending[: limit - taken]
                 counts.more_available = True
             for p in pending:
                 sampler.offer(p)
+                offered.append(p.item.id)
             taken += len(pending)
             batch.clear()
 
@@ -267,6 +271,9 @@ class OnlineMonitor:
         counts.more_available = counts.more_available or self.source.stats.more_available
         sampled = sampler.result()
         counts.sampled = len(sampled)
+        # Postgres claims: give back what this run will not score, so other workers can take it.
+        chosen = {p.item.id for p in sampled}
+        await ledger.release(over_limit + [DatasetItem(id=i) for i in offered if i not in chosen])
         log.info(
             "fetched %d, invalid %d, already scored %d, new %d, sampled %d",
             counts.fetched,

@@ -65,11 +65,20 @@ class CsvScoredItemsStore(ScoredItemsStore):
             self._run_lock.release()
 
     def _load(self) -> dict[str, dict[str, set[str]]]:
-        """item_id -> metric_name -> recorded versions, for this monitor and source only."""
+        """item_id -> metric_name -> recorded versions, for this monitor and source only.
+
+        Hand-rolled rather than csv.reader: a ledger holds millions of lines and only lines that
+        start with this monitor's `monitor,source_key,` prefix matter. Those are split on commas;
+        only lines with a quote (an id containing a comma or quote) go through the csv module.
+        """
         if self._scored is None:
             scored: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-            for row in read_rows(self.path):
-                if row[0] == self.monitor and row[1] == self.source_key:
+            prefix = _csv_line([self.monitor, self.source_key]).rstrip("\n") + ","
+            for line in _complete_lines(self.path):
+                if not line.startswith(prefix):
+                    continue
+                row = next(csv.reader([line])) if '"' in line else line.split(",")
+                if len(row) == len(COLUMNS):
                     scored[row[2]][row[3]].add(row[4])
             self._scored = scored
         return self._scored
@@ -127,15 +136,25 @@ def _truncate_torn_tail(handle: io.BufferedRandom) -> None:
     handle.seek(0, os.SEEK_END)
 
 
-def read_rows(path: Path) -> Iterator[list[str]]:
-    """Complete rows only: the header, short rows and an unterminated last line are skipped."""
+def _complete_lines(path: Path) -> list[str]:
+    """The file's lines, without an unterminated last line (a torn append)."""
     if not path.exists():
-        return
-    with path.open(encoding="utf-8", newline="") as handle:
-        data = handle.read()
+        return []
+    data = path.read_text(encoding="utf-8")
     if not data.endswith("\n"):
         data = data[: data.rfind("\n") + 1]
-    for row in csv.reader(io.StringIO(data)):
+    return data.splitlines()
+
+
+def _csv_line(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def read_rows(path: Path) -> Iterator[list[str]]:
+    """Complete rows only: the header, short rows and an unterminated last line are skipped."""
+    for row in csv.reader(_complete_lines(path)):
         if len(row) == len(COLUMNS) and row[0] != "monitor":
             yield row
 
