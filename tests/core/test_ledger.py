@@ -45,6 +45,18 @@ def test_only_unrecorded_metric_versions_are_pending(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_ids_with_commas_and_quotes_round_trip(tmp_path: Path) -> None:
+    odd = ["C01:1700000000.000100", "a,b", 'say "hi"', "ünï,cödé"]
+
+    async def scenario() -> None:
+        await CsvScoredItemsStore("mon", "src", path=tmp_path / "l.csv").record([entry(i) for i in odd])
+        fresh = CsvScoredItemsStore("mon", "src", path=tmp_path / "l.csv")
+        assert await fresh.filter_unscored(items(*odd), {"m": "v1"}) == []
+        assert len(await fresh.filter_unscored(items("a", "b"), {"m": "v1"})) == 2
+
+    asyncio.run(scenario())
+
+
 def test_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
     path = tmp_path / "l.csv"
 

@@ -61,6 +61,8 @@ class DatasetItem(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("item id must not be empty")
+        if "\n" in value or "\r" in value or "\x00" in value:
+            raise ValueError("item id must not contain line breaks or NUL characters")
         return value
 
     @field_validator("source_timestamp")

@@ -48,7 +48,7 @@ class CsvScoredItemsStore(ScoredItemsStore):
         self.lock_timeout_s = lock_timeout_s
         self._run_lock = FileLock(f"{path}.{monitor}.lock")
         self._append_lock = FileLock(f"{path}.lock")
-        self._scored: dict[str, dict[str, set[str]]] | None = None
+        self._scored: set[str] | None = None
 
     async def open(self, run_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,22 +64,28 @@ class CsvScoredItemsStore(ScoredItemsStore):
         if self._run_lock.is_locked:
             self._run_lock.release()
 
-    def _load(self) -> dict[str, dict[str, set[str]]]:
-        """item_id -> metric_name -> recorded versions, for this monitor and source only.
+    def _load(self) -> set[str]:
+        """Keys `item_id,metric_name,metric_version` recorded for this monitor and source.
 
-        Hand-rolled rather than csv.reader: a ledger holds millions of lines and only lines that
-        start with this monitor's `monitor,source_key,` prefix matter. Those are split on commas;
-        only lines with a quote (an id containing a comma or quote) go through the csv module.
+        Hand-rolled rather than csv.reader, and one flat set of strings rather than nested dicts:
+        a ledger holds millions of lines and only those starting with this monitor's
+        `monitor,source_key,` prefix matter. Metric names and versions never contain commas, so
+        the key is everything before the last two fields; lines with quotes (an id holding a
+        comma or quote) go through the csv module.
         """
         if self._scored is None:
-            scored: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+            scored: set[str] = set()
             prefix = _csv_line([self.monitor, self.source_key]).rstrip("\n") + ","
+            cut = len(prefix)
             for line in _complete_lines(self.path):
                 if not line.startswith(prefix):
                     continue
-                row = next(csv.reader([line])) if '"' in line else line.split(",")
-                if len(row) == len(COLUMNS):
-                    scored[row[2]][row[3]].add(row[4])
+                if '"' in line:
+                    row = next(csv.reader([line]))
+                    if len(row) == len(COLUMNS):
+                        scored.add(_key(row[2], row[3], row[4]))
+                elif line.count(",") == len(COLUMNS) - 1:
+                    scored.add(line[cut:].rsplit(",", 2)[0])
             self._scored = scored
         return self._scored
 
@@ -87,20 +93,18 @@ class CsvScoredItemsStore(ScoredItemsStore):
         scored = self._load()
         pending: list[PendingItem] = []
         for item in items:
-            recorded = scored.get(item.id)
-            if recorded is None:
+            needed = [name for name, version in versions.items() if _key(item.id, name, version) not in scored]
+            if len(needed) == len(versions):
                 pending.append(PendingItem(item))
-                continue
-            needed = frozenset(name for name, version in versions.items() if version not in recorded.get(name, ()))
-            if needed:
-                pending.append(PendingItem(item, needed))
+            elif needed:
+                pending.append(PendingItem(item, frozenset(needed)))
         return pending
 
     async def record(self, entries: Sequence[LedgerEntry]) -> int:
         if not entries:
             return 0
         scored = self._load()
-        fresh = [e for e in entries if e.metric_version not in scored.get(e.item_id, {}).get(e.metric_name, ())]
+        fresh = [e for e in entries if _key(e.item_id, e.metric_name, e.metric_version) not in scored]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         for e in fresh:
@@ -109,9 +113,12 @@ class CsvScoredItemsStore(ScoredItemsStore):
             )
         with self._append_lock:
             _append(self.path, buffer.getvalue())
-        for e in fresh:
-            scored[e.item_id][e.metric_name].add(e.metric_version)
+        scored.update(_key(e.item_id, e.metric_name, e.metric_version) for e in fresh)
         return len(fresh)
+
+
+def _key(item_id: str, metric_name: str, metric_version: str) -> str:
+    return f"{item_id},{metric_name},{metric_version}"
 
 
 def _append(path: Path, text: str) -> None:
@@ -136,14 +143,14 @@ def _truncate_torn_tail(handle: io.BufferedRandom) -> None:
     handle.seek(0, os.SEEK_END)
 
 
-def _complete_lines(path: Path) -> list[str]:
-    """The file's lines, without an unterminated last line (a torn append)."""
+def _complete_lines(path: Path) -> Iterator[str]:
+    """The file's lines without their newline, skipping an unterminated last line (a torn append)."""
     if not path.exists():
-        return []
-    data = path.read_text(encoding="utf-8")
-    if not data.endswith("\n"):
-        data = data[: data.rfind("\n") + 1]
-    return data.splitlines()
+        return
+    with path.open(encoding="utf-8", newline="") as handle:
+        for line in handle:
+            if line.endswith("\n"):
+                yield line[:-1]
 
 
 def _csv_line(values: list[str]) -> str:
@@ -154,7 +161,7 @@ def _csv_line(values: list[str]) -> str:
 
 def read_rows(path: Path) -> Iterator[list[str]]:
     """Complete rows only: the header, short rows and an unterminated last line are skipped."""
-    for row in csv.reader(_complete_lines(path)):
+    for row in csv.reader(_complete_lines(path)):  # a quoted field may not hold a newline: ids never do
         if len(row) == len(COLUMNS) and row[0] != "monitor":
             yield row
 
