@@ -114,6 +114,9 @@ def sampling(workdir: str) -> dict[str, Any]:
 
 
 def _child(name: str, workdir: str, queue: Any) -> None:
+    from shared.process import tune_gc
+
+    tune_gc()  # as the `evalmon` command does
     try:
         queue.put(globals()[name](workdir))
     except BaseException as exc:  # report instead of leaving the parent waiting

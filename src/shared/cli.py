@@ -18,6 +18,7 @@ from rich.table import Table
 
 from shared.errors import ConfigError, EvalmonError
 from shared.logs import configure_logging
+from shared.process import tune_gc
 
 app = typer.Typer(
     name="evalmon",
@@ -76,6 +77,7 @@ def main(
 ) -> None:
     _state["debug"] = debug
     configure_logging(verbose=verbose or debug, quiet=quiet)
+    tune_gc()
 
 
 def parse_time_option(value: str | None, name: str) -> Any:

@@ -54,20 +54,31 @@ async def evaluate(
     versions = {id(m): m.version for m in metrics}  # hashing once per metric, not per row
     order = {id(m): index for index, m in enumerate(metrics)}
 
+    def make_row(item: DatasetItem, metric: BaseMetric, outcome: MetricResult) -> ResultRow:
+        return ResultRow(
+            item=item,
+            metric_name=metric.name,
+            metric_key=metric.key,
+            metric_version=versions[id(metric)],
+            score_type=metric.score_type,
+            result=outcome,
+        )
+
     async def run_unit(position: int, item: DatasetItem, unit: list[BaseMetric]) -> list[tuple[int, int, ResultRow]]:
+        out: list[tuple[int, int, ResultRow]] = []
         async with semaphore:
-            out = []
-            for metric in unit:
-                outcome = await _score(item, metric, config)
-                row = ResultRow(
-                    item=item,
-                    metric_name=metric.name,
-                    metric_key=metric.key,
-                    metric_version=versions[id(metric)],
-                    score_type=metric.score_type,
-                    result=outcome,
-                )
-                out.append((position, order[id(metric)], row))
+            try:
+                # One timer per unit, not per metric: heuristics are cheap and timers are not.
+                heuristic = unit[0].kind == "heuristic"  # LLM units time each attempt in _attempt
+                async with asyncio.timeout(config.timeout_s * len(unit) if heuristic else None):
+                    for metric in unit:
+                        out.append(
+                            (position, order[id(metric)], make_row(item, metric, await _score(item, metric, config)))
+                        )
+            except TimeoutError:
+                for metric in unit[len(out) :]:
+                    failure = MetricResult.failure(f"timed out after {config.timeout_s:g}s")
+                    out.append((position, order[id(metric)], make_row(item, metric, failure)))
         if on_progress is not None:
             on_progress(len(out))
         return out
@@ -111,6 +122,8 @@ async def _attempt(item: DatasetItem, metric: BaseMetric, config: EvaluationConf
     per pair would cost more than the metric itself.
     """
     try:
+        if metric.kind == "heuristic":  # the unit's shared timeout covers it (see run_unit)
+            return await metric.execute(item)
         async with asyncio.timeout(config.timeout_s):
             return await metric.execute(item)
     except Exception as exc:

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
 
+import orjson
+
 from shared.evaluation.item import to_utc
 
 
@@ -35,8 +37,8 @@ def parse_jsonish(value: Any) -> Any:
         text = value.strip()
         if text[:1] in ("{", "[", '"') or text in ("true", "false", "null") or _is_number(text):
             try:
-                return json.loads(text)
-            except ValueError:
+                return orjson.loads(text)
+            except ValueError:  # orjson.JSONDecodeError is a ValueError
                 return value
     return value
 
@@ -76,7 +78,7 @@ class Record:
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = dict(data)
-        self._index = {normalise_key(k): k for k in self._data}
+        self._index: dict[str, str] | None = None  # built on the first tolerant lookup
         self._unparsed = {k for k in self.LAZY_JSON if k in self._data}
 
     @property
@@ -91,7 +93,12 @@ class Record:
         self._data[key] = parse_metadata(value) if key == "metadata" else value
 
     def get(self, name: str, default: Any = None) -> Any:
-        key = name if name in self._data else self._index.get(normalise_key(name))
+        if name in self._data:
+            key: str | None = name
+        else:
+            if self._index is None:
+                self._index = {normalise_key(k): k for k in self._data}
+            key = self._index.get(normalise_key(name))
         if key is None:
             return default
         if key in self._unparsed:

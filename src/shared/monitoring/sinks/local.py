@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from shared.evaluation.results import RESULT_COLUMNS, EvaluationResult
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import Sink, SinkReport
@@ -36,7 +38,7 @@ def _write_results_csv(path: Path, results: EvaluationResult) -> None:
         for row in results:
             record = row.as_record()
             values = [record[column] for column in RESULT_COLUMNS]
-            values[signals_at] = json.dumps(values[signals_at], ensure_ascii=False, default=str)
+            values[signals_at] = orjson.dumps(values[signals_at], default=str, option=orjson.OPT_NON_STR_KEYS).decode()
             writer.writerow(values)
     os.replace(tmp, path)
 

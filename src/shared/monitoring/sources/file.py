@@ -12,11 +12,11 @@ Both trace shapes become `shared.langfuse.trace.Trace`, so extractors never care
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import Field
 
 from shared.errors import ConfigError
@@ -159,7 +159,7 @@ def _json_records_numbered(path: Path) -> Iterator[tuple[int, Any]]:
             first = handle.read(1)
         if first == "[" or (first == "{" and _is_single_document(path)):
             handle.seek(0)
-            document = json.load(handle)
+            document = orjson.loads(handle.read())
             rows = document.get("data", [document]) if isinstance(document, dict) else document
             yield from enumerate(rows, start=1)
             return
@@ -168,7 +168,7 @@ def _json_records_numbered(path: Path) -> Iterator[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                yield line_no, json.loads(line)
+                yield line_no, orjson.loads(line)
             except ValueError:
                 yield line_no, None
 
