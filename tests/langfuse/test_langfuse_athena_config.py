@@ -17,24 +17,12 @@ runner = CliRunner()
 
 
 def run(tmp_path: Path, env: dict[str, str]) -> tuple[int, dict]:
+    args = ["-q", "run", "monitoring_langfuse", "--json", "--since", "2026-11-17T00:00:00Z"]
+    args += ["--until", "2026-11-21T00:00:00Z", "--set", "sampling.n=1000"]
+    args += ["--set", f"dedup.path={tmp_path / 'ledger.csv'}", "--set", f"publish.local.dir={tmp_path / 'runs'}"]
     result = runner.invoke(
         app,
-        [
-            "-q",
-            "run",
-            "monitoring_langfuse",
-            "--json",
-            "--since",
-            "2026-11-17T00:00:00Z",
-            "--until",
-            "2026-11-21T00:00:00Z",
-            "--set",
-            "sampling.n=1000",
-            "--set",
-            f"dedup.path={tmp_path / 'ledger.csv'}",
-            "--set",
-            f"publish.local.dir={tmp_path / 'runs'}",
-        ],  # fmt: skip
+        args,
         env=env,
     )
     assert result.stdout, result.output

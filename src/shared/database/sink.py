@@ -352,11 +352,8 @@ class PostgresSink(Sink):
         return True
 
     async def finish(self, run: RunContext, summary: dict[str, object]) -> None:
-        """The monitor's end-of-run hook (called after `aclose`): finish_run, then release the pool."""
-        try:
-            await self.finish_run(run, dict(summary))
-        finally:
-            await self.aclose()
+        """The monitor's end-of-run hook (before `aclose`): the run row's final status and counts."""
+        await self.finish_run(run, dict(summary))
 
     async def aclose(self) -> None:
         if self._pool is not None:

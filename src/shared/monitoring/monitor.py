@@ -123,6 +123,7 @@ class OnlineMonitor:
 
         DATAFLOW:
           config (YAML + ${ENV} + --set, validated in from_yaml)
+          -> metric.setup               judge clients, budget, prompt versions (part of metric versions)
           -> source.fetch(window)       raw records (Trace, row, thread), page by page
           -> extractor(record)          DatasetItem; invalid records counted, never fatal
           -> ledger.filter_unscored     PendingItem(item, metrics still needed); the rest are duplicates
@@ -145,33 +146,40 @@ class OnlineMonitor:
         sinks = build_sinks(run)
         ledger = self._make_ledger(run)
         try:
-            await self._preflight(run, sinks)
-            await ledger.open(run.run_id)
-            async with ledger:
-                await self._setup_metrics(run)  # first: a judge's version includes its resolved prompt version
-                candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
-                estimate = await self._prepare_metrics(run, candidates)
-                result = await self._evaluate(candidates, reporter)
-                outcome = await publish_results(run, result, sinks)
-                if not dry_run:
-                    counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
-            alerts = await self._alerts(run, result)
-        except ConfigError:
-            raise
-        except EvalmonError as exc:
-            errors.append(str(exc))
-            log.error("%s", exc)
+            try:
+                await self._preflight(run, sinks)
+                await ledger.open(run.run_id)
+                async with ledger:
+                    await self._setup_metrics(run)  # first: a judge's version includes its resolved prompt version
+                    candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
+                    estimate = await self._prepare_metrics(run, candidates)
+                    result = await self._evaluate(candidates, reporter)
+                    outcome = await publish_results(run, result, sinks)
+                    if not dry_run:
+                        counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
+                alerts = await self._alerts(run, result)
+            except ConfigError:
+                raise
+            except EvalmonError as exc:
+                errors.append(str(exc))
+                log.error("%s", exc)
+            errors.extend(outcome.errors)
+            summary = self._summarise(
+                run, counts, result, outcome, alerts, estimate, errors, time.monotonic() - started
+            )
+            write_summary(run.results_dir, summary.model_dump(mode="json"))
+            await self._finish(run, sinks, summary)
+            return summary
         finally:
             await self._close(sinks)
-        errors.extend(outcome.errors)
-        summary = self._summarise(run, counts, result, outcome, alerts, estimate, errors, time.monotonic() - started)
-        write_summary(run.results_dir, summary.model_dump(mode="json"))
+
+    async def _finish(self, run: RunContext, sinks: list[Sink], summary: RunSummary) -> None:
+        """Let sinks record the run's final status and counts (the Postgres run row)."""
         for sink in sinks:
             try:
                 await sink.finish(run, summary.model_dump(mode="json"))
             except Exception as exc:  # the run row is bookkeeping: never turn a good run red for it
                 log.warning("sink %s could not record the run's final status: %s", sink.name, exc)
-        return summary
 
     # -- stages ------------------------------------------------------------------------
     def _new_run(
