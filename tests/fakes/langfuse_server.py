@@ -9,7 +9,8 @@ Routes: health, projects (auth check), v2 observations (cursor, `fields` groups,
 `expandMetadata`, limit <= 1000), POST scores (JSON list -> 202, or 207 with accepted/rejected
 counts), v3 scores (id/name/traceId/observationId filters, `fields`, cursor, limit <= 100),
 v2 prompts (list, get by version/label, create, update labels), v2 datasets, dataset items,
-dataset run items and runs.
+dataset run items and runs, OTLP trace ingestion (`POST /api/public/otel/v1/traces`, protobuf or
+JSON, gzip) and experiment items derived from the ingested spans (`GET /api/public/experiment-items`).
 
 Fault injection (`faults`): a share of 5xx answers, a 429 with Retry-After every N requests,
 and "fail every score write after N stored scores". `requests` counts requests per route.
@@ -24,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import random
 import socket
@@ -126,6 +128,7 @@ class FakeState:
     dataset_items: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     run_items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    spans: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (traceId, spanId)
 
 
 class FakeLangfuse:
@@ -226,6 +229,12 @@ class FakeLangfuse:
         with self._lock:
             return [dict(s) for s in self.state.scores.values()]
 
+    def experiment_items(self) -> list[dict[str, Any]]:
+        """Every experiment item the ingested spans describe (all field groups), oldest first."""
+        with self._lock:
+            items = [_experiment_item(span, self.state) for span in self.state.spans.values() if _is_item_root(span)]
+        return sorted(items, key=lambda i: (i["startTime"], i["id"]))
+
     def reset_counters(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -247,6 +256,8 @@ class FakeLangfuse:
             Route("/api/public/dataset-items", self._dataset_items, methods=["GET", "POST"]),
             Route("/api/public/dataset-run-items", self._create_run_item, methods=["POST"]),
             Route("/api/public/datasets/{dataset:path}/runs/{run}", self._get_run, methods=["GET"]),
+            Route("/api/public/otel/v1/traces", self._otel_traces, methods=["POST"]),
+            Route("/api/public/experiment-items", self._experiment_items, methods=["GET"]),
         ]
         return Starlette(routes=routes)
 
@@ -706,6 +717,86 @@ class FakeLangfuse:
             items = [ri for (run_id, _), ri in self.state.run_items.items() if run_id == run["id"]]
         return self._ok({**run, "datasetRunItems": items})
 
+    # -- routes: OpenTelemetry ingestion and experiment items --------------------------------
+    async def _otel_traces(self, request: Request) -> Response:
+        """OTLP/HTTP ExportTraceServiceRequest, protobuf or JSON, optionally gzip; spans upserted."""
+        denied = self._guard(request, "/api/public/otel/v1/traces")
+        if denied:
+            return denied
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        raw = await request.body()
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        message = ExportTraceServiceRequest()
+        try:
+            if request.headers.get("content-type", "").startswith("application/json"):
+                json_format.ParseDict(_otlp_json_ids(json.loads(raw)), message)
+            else:
+                message.ParseFromString(raw)
+        except Exception as exc:  # any decoding problem is the client's: 400
+            return self._bad(f"invalid OTLP payload: {exc}")
+        with self._lock:
+            for resource_spans in message.resource_spans:
+                resource = {a.key: _any_value(a.value) for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        row = _span_row(span, resource)
+                        self.state.spans[(row["traceId"], row["spanId"])] = row
+        return self._ok({})
+
+    async def _experiment_items(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/experiment-items")
+        if denied:
+            return denied
+        q = request.query_params
+        try:
+            if not q.get("fromStartTime"):
+                raise BadRequest("fromStartTime is required")
+            since = parse_ts(q["fromStartTime"])
+            until = parse_ts(q["toStartTime"]) if q.get("toStartTime") else None
+            limit = int(q.get("limit") or 50)
+            if not 1 <= limit <= 100:
+                raise BadRequest("limit must be between 1 and 100")
+            score_limit = int(q.get("scoreLimit") or 50)
+            if not 1 <= score_limit <= 50:
+                raise BadRequest("scoreLimit must be between 1 and 50")
+            groups = {g.strip() for g in (q.get("fields") or "core,dataset").split(",") if g.strip()}
+            if groups - EXPERIMENT_ITEM_GROUPS:
+                raise BadRequest(f"unknown field group(s): {', '.join(sorted(groups - EXPERIMENT_ITEM_GROUPS))}")
+            offset = decode_cursor(q["cursor"]) if q.get("cursor") else 0
+        except BadRequest as exc:
+            return self._bad(str(exc))
+        except (ValueError, KeyError) as exc:
+            return self._bad(f"invalid request: {exc}")
+
+        def listed(name: str) -> set[str] | None:
+            raw = q.get(name)
+            return {v.strip() for v in raw.split(",") if v.strip()} if raw else None
+
+        wanted = {
+            "experimentId": listed("experimentId"),
+            "experimentName": listed("experimentName"),
+            "experimentItemId": listed("experimentItemId"),
+            "experimentDatasetId": listed("datasetId"),
+        }
+        with self._lock:
+            items = [_experiment_item(span, self.state) for span in self.state.spans.values() if _is_item_root(span)]
+        rows = [
+            i
+            for i in items
+            if parse_ts(i["startTime"]) >= since
+            and (until is None or parse_ts(i["startTime"]) < until)
+            and all(values is None or i.get(key) in values for key, values in wanted.items())
+        ]
+        rows.sort(key=lambda i: (i["startTime"], i["id"]), reverse=True)
+        page = rows[offset : offset + limit]
+        meta: dict[str, Any] = {}
+        if offset + limit < len(rows):
+            meta["cursor"] = encode_cursor(offset + limit)
+        return self._ok({"data": [_project_item(i, groups, score_limit) for i in page], "meta": meta})
+
 
 # -- observation rows and filters ------------------------------------------------------------
 def _normalise_row(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -1054,3 +1145,119 @@ def generate_traces(
             "usageDetails": {"input": 120 + rng.randint(0, 50), "output": 40},
             "metadata": {},
         }
+
+
+# -- OTLP spans and experiment items ---------------------------------------------------------
+EXPERIMENT_ITEM_GROUPS = {"core", "dataset", "io", "metadata", "itemMetadata", "experimentMetadata", "scores"}
+EXPERIMENT_ITEM_FIELDS: dict[str, tuple[str, ...]] = {
+    "core": (
+        "id",
+        "traceId",
+        "startTime",
+        "endTime",
+        "level",
+        "environment",
+        "experimentId",
+        "experimentName",
+        "experimentItemId",
+    ),
+    "dataset": ("experimentDatasetId", "experimentItemVersion"),
+    "io": ("input", "output", "expectedOutput"),
+    "metadata": ("metadata",),
+    "itemMetadata": ("experimentItemMetadata",),
+    "experimentMetadata": ("experimentMetadata", "experimentDescription"),
+}
+ATTR = "langfuse."
+
+
+def _any_value(value: Any) -> Any:
+    """An OTLP AnyValue as a Python value."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind) if kind else None
+
+
+def _otlp_json_ids(body: Any) -> Any:
+    """OTLP/JSON carries trace and span ids as hex; protobuf's JSON mapping expects base64."""
+    for resource_spans in body.get("resourceSpans", []) if isinstance(body, dict) else []:
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return body
+
+
+def _span_row(span: Any, resource: Mapping[str, Any]) -> dict[str, Any]:
+    attributes = {a.key: _any_value(a.value) for a in span.attributes}
+    level = "ERROR" if span.status.code == 2 else str(attributes.get(f"{ATTR}observation.level") or "DEFAULT")
+    return {
+        "traceId": span.trace_id.hex(),
+        "spanId": span.span_id.hex(),
+        "parentSpanId": span.parent_span_id.hex() or None,
+        "name": span.name,
+        "startTime": iso(datetime.fromtimestamp(span.start_time_unix_nano / 1e9, UTC)),
+        "endTime": iso(datetime.fromtimestamp(span.end_time_unix_nano / 1e9, UTC)) if span.end_time_unix_nano else None,
+        "level": level,
+        "environment": str(attributes.get(f"{ATTR}environment") or resource.get(f"{ATTR}environment") or "default"),
+        "attributes": attributes,
+    }
+
+
+def _is_item_root(span: Mapping[str, Any]) -> bool:
+    """Langfuse's experiment item: the span named as the item's root observation."""
+    return span["attributes"].get(f"{ATTR}experiment.item.root_observation_id") == span["spanId"]
+
+
+def _json_or_raw(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _experiment_item(span: Mapping[str, Any], state: FakeState) -> dict[str, Any]:
+    a = span["attributes"]
+    prefix = f"{ATTR}observation.metadata."
+    metadata = {k[len(prefix) :]: _json_or_raw(v) for k, v in a.items() if k.startswith(prefix)}
+    scores = [
+        s
+        for s in state.scores.values()
+        if s.get("traceId") == span["traceId"] and s.get("observationId") in (None, span["spanId"])
+    ]
+    return {
+        "id": span["spanId"],
+        "traceId": span["traceId"],
+        "startTime": span["startTime"],
+        "endTime": span["endTime"],
+        "level": span["level"],
+        "environment": span["environment"],
+        "experimentId": str(a.get(f"{ATTR}experiment.id") or ""),
+        "experimentName": str(a.get(f"{ATTR}experiment.name") or ""),
+        "experimentItemId": str(a.get(f"{ATTR}experiment.item.id") or ""),
+        "experimentDatasetId": a.get(f"{ATTR}experiment.dataset.id"),
+        "experimentItemVersion": a.get(f"{ATTR}experiment.item.version"),
+        "input": _json_or_raw(a.get(f"{ATTR}observation.input")),
+        "output": _json_or_raw(a.get(f"{ATTR}observation.output")),
+        "expectedOutput": _json_or_raw(a.get(f"{ATTR}experiment.item.expected_output")),
+        "metadata": metadata or None,
+        "experimentItemMetadata": _json_or_raw(a.get(f"{ATTR}experiment.item.metadata")),
+        "experimentMetadata": _json_or_raw(a.get(f"{ATTR}experiment.metadata")),
+        "experimentDescription": a.get(f"{ATTR}experiment.description"),
+        "scores": sorted(scores, key=lambda s: (s["timestamp"], s["id"]), reverse=True),
+    }
+
+
+def _project_item(item: Mapping[str, Any], groups: set[str], score_limit: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for group in groups | {"core"}:
+        for key in EXPERIMENT_ITEM_FIELDS.get(group, ()):
+            out[key] = item.get(key)
+    if "scores" in groups:
+        out["scores"] = [_score_v3(s, {"details", "subject"}) for s in item["scores"][:score_limit]]
+    return out

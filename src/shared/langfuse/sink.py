@@ -197,6 +197,10 @@ class LangfuseSink(Sink):
         if not prepared:
             report.details.update(published=0, unpublishable=unpublishable)
             return report
+        if self.config.experiment:  # experiment mode (shared.langfuse.experiment): name the run in metadata
+            from shared.langfuse.experiment import experiment_publisher
+
+            prepared = experiment_publisher(self, run).annotate(prepared)
         outcome = await self.send(prepared)
         report.stored = {p.pair for p in prepared if p.id in outcome.confirmed}
         missing = len(prepared) - len(report.stored)
@@ -213,6 +217,10 @@ class LangfuseSink(Sink):
             reasons = "; ".join(dict.fromkeys(outcome.failures)) or "not confirmed"
             text = f"{missing} of {len(prepared)} score(s) not confirmed by Langfuse: {reasons[:500]}"
             report.error = f"{report.error}; {text}" if report.error else text
+        if self.config.experiment and report.stored:
+            from shared.langfuse.experiment import publish_experiment
+
+            await publish_experiment(self, run, results, prepared, report)
         return report
 
     async def send(self, scores: Sequence[PreparedScore]) -> PublishOutcome:
