@@ -60,7 +60,11 @@ def guarded(action: Callable[[], T]) -> T:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        # Safe at any point: the ledger is written last, so unfinished work is redone next run.
+        err.print("[yellow]interrupted:[/yellow] nothing unfinished was recorded; the next run redoes it")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         if _state["debug"]:
