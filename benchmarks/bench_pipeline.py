@@ -20,6 +20,12 @@ SAMPLING_TRACES = 100_000
 
 
 def _peak_rss_mb() -> float:
+    """This process's high-water RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from
+    the parent across fork+exec, which would report the benchmark runner's own peak."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -74,18 +74,14 @@ class CsvScoredItemsStore(ScoredItemsStore):
         comma or quote) go through the csv module.
         """
         if self._scored is None:
-            scored: set[str] = set()
             prefix = _csv_line([self.monitor, self.source_key]).rstrip("\n") + ","
             cut = len(prefix)
-            for line in _complete_lines(self.path):
-                if not line.startswith(prefix):
-                    continue
-                if '"' in line:
-                    row = next(csv.reader([line]))
-                    if len(row) == len(COLUMNS):
-                        scored.add(_key(row[2], row[3], row[4]))
-                elif line.count(",") == len(COLUMNS) - 1:
-                    scored.add(line[cut:].rsplit(",", 2)[0])
+            mine = [line for line in _complete_lines(self.path) if line.startswith(prefix)]
+            plain = [line for line in mine if '"' not in line]
+            scored = {line[cut:].rsplit(",", 2)[0] for line in plain if line.count(",") == len(COLUMNS) - 1}
+            if len(plain) < len(mine):
+                quoted = csv.reader(line for line in mine if '"' in line)
+                scored.update(_key(row[2], row[3], row[4]) for row in quoted if len(row) == len(COLUMNS))
             self._scored = scored
         return self._scored
 
@@ -143,14 +139,14 @@ def _truncate_torn_tail(handle: io.BufferedRandom) -> None:
     handle.seek(0, os.SEEK_END)
 
 
-def _complete_lines(path: Path) -> Iterator[str]:
-    """The file's lines without their newline, skipping an unterminated last line (a torn append)."""
+def _complete_lines(path: Path) -> list[str]:
+    """The file's lines without their newline, minus an unterminated last line (a torn append)."""
     if not path.exists():
-        return
-    with path.open(encoding="utf-8", newline="") as handle:
-        for line in handle:
-            if line.endswith("\n"):
-                yield line[:-1]
+        return []
+    data = path.read_text(encoding="utf-8")
+    lines = data.split("\n")
+    lines.pop()  # "" after the final newline, or the torn tail of an interrupted append
+    return lines
 
 
 def _csv_line(values: list[str]) -> str:
