@@ -228,7 +228,10 @@ def metrics(
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
-        table = Table("key", "kind", "threshold", "needs", "description")
+        table = Table()
+        for column in ("key", "kind", "threshold", "needs"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("description")
         for row in rows:
             table.add_row(
                 row["key"],
