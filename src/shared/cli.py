@@ -228,6 +228,11 @@ def metrics(
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
+        if not out.is_terminal:  # pipes and logs: one plain line per metric, nothing cut
+            for row in rows:
+                needs = ",".join(row["required_fields"]) or "-"
+                out.print(f"{row['key']}\t{row['kind']}\t{row['default_threshold']}\t{needs}\t{row['description']}")
+            return
         table = Table()
         for column in ("key", "kind", "threshold", "needs"):
             table.add_column(column, no_wrap=True)
