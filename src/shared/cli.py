@@ -132,7 +132,10 @@ def print_summary(summary: Any) -> None:
     c = summary.counts
     colour = {"ok": "green", "dry_run": "cyan", "partial": "yellow", "failed": "red"}[summary.status]
     out.print(f"[bold]{summary.monitor}[/bold]  run {summary.run_id}  [{colour}]{summary.status}[/{colour}]")
-    out.print(f"window {summary.window['since']} .. {summary.window['until']}")
+    if summary.window.get("applied", True):
+        out.print(f"window {summary.window['since']} .. {summary.window['until']}")
+    else:
+        out.print("window: all records of the file (file sources filter only with --since/--until)")
     out.print(
         f"fetched {c.fetched}  invalid {c.invalid}  already scored {c.duplicates}  sampled {c.sampled}  "
         f"evaluated {c.evaluated}  metric errors {c.metric_errors}  recorded {c.recorded}"

@@ -398,7 +398,10 @@ class OnlineMonitor:
             run_id=run.run_id,
             monitor=run.monitor,
             status=status,
-            window=run.window.as_dict(),
+            window={
+                **run.window.as_dict(),
+                "applied": run.window.explicit or type(self.source).filters_by_default_window,
+            },
             counts=counts,
             metrics=result.summary(),
             alerts=alerts,

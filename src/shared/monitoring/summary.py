@@ -35,7 +35,7 @@ class RunSummary(BaseModel):
     run_id: str
     monitor: str
     status: RunStatus
-    window: dict[str, str]
+    window: dict[str, str | bool]  # since, until (ISO 8601 UTC) and applied (False: the source read everything)
     counts: Counts = Field(default_factory=Counts)
     metrics: dict[str, MetricSummary] = Field(default_factory=dict)
     alerts: list[dict[str, Any]] = Field(default_factory=list)

@@ -50,6 +50,8 @@ class DataSource(ABC):
     # Dotted path of the extractor used when the config says `extractor: default`; None means the
     # generic field-path extractor (shared.monitoring.extractors) over Trace or mapping records.
     default_extractor: ClassVar[str | None] = None
+    # False for sources that read everything unless given explicit since/until (trace files).
+    filters_by_default_window: ClassVar[bool] = True
     Params: ClassVar[type[SourceParams]] = SourceParams
 
     def __init__(self, params: SourceParams, *, settings: Settings, base_dir: Path, key: str | None = None) -> None:

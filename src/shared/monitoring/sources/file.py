@@ -38,6 +38,7 @@ class FileSourceParams(SourceParams):
 class FileDataSource(DataSource):
     type_key = "file"
     ordering = "unordered"
+    filters_by_default_window = False
     Params = FileSourceParams
 
     @property
