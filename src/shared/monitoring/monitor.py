@@ -158,8 +158,8 @@ class OnlineMonitor:
                     if not dry_run:
                         counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
                 alerts = await self._alerts(run, result)
-            except ConfigError:
-                raise
+            except ConfigError as exc:  # e.g. bad credentials found at preflight
+                raise exc.with_file(str(self.config_path)) if self.config_path else exc from None
             except EvalmonError as exc:
                 errors.append(str(exc))
                 log.error("%s", exc)
