@@ -45,6 +45,7 @@ RESULT_COLUMNS = [
     "input_tokens",
     "output_tokens",
 ]
+ITEM_COLUMNS = RESULT_COLUMNS[:8]  # what item_values() returns; the rest is ResultRow.metric_values()
 
 
 @dataclass(frozen=True)
@@ -63,35 +64,49 @@ class ResultRow:
         return self.result.status
 
     def as_record(self) -> dict[str, Any]:
+        return dict(zip(RESULT_COLUMNS, [*item_values(self.item), *self.metric_values()], strict=True))
+
+    def metric_values(self) -> list[Any]:
+        """The metric columns of this row (RESULT_COLUMNS after ITEM_COLUMNS), in column order.
+
+        Split from the item columns so writers can encode an item's (long) text once for all of
+        its metric rows.
+        """
         r = self.result
-        return {
-            "id": self.item.id,
-            "trace_id": self.item.trace_id,
-            "observation_id": self.item.observation_id,
-            "session_id": self.item.session_id,
-            "source_timestamp": self.item.source_timestamp.isoformat() if self.item.source_timestamp else None,
-            "query": self.item.query,
-            "actual_output": self.item.actual_output,
-            "expected_output": self.item.expected_output,
-            "metric_name": self.metric_name,
-            "metric_key": self.metric_key,
-            "metric_version": self.metric_version,
-            "metric_score": r.score,
-            "passed": r.passed,
-            "threshold": r.threshold,
-            "label": r.label,
-            "status": r.status.value,
-            "explanation": r.explanation,
-            "error": r.error,
-            "signals": r.signals,
-            "cost_usd": r.cost_usd,
-            "latency_s": r.latency_s,
-            "model": r.model,
-            "prompt_name": r.prompt_name,
-            "prompt_version": r.prompt_version,
-            "input_tokens": r.input_tokens,
-            "output_tokens": r.output_tokens,
-        }
+        return [
+            self.metric_name,
+            self.metric_key,
+            self.metric_version,
+            r.score,
+            r.passed,
+            r.threshold,
+            r.label,
+            r.status.value,
+            r.explanation,
+            r.error,
+            r.signals,
+            r.cost_usd,
+            r.latency_s,
+            r.model,
+            r.prompt_name,
+            r.prompt_version,
+            r.input_tokens,
+            r.output_tokens,
+        ]
+
+
+def item_values(item: DatasetItem) -> list[Any]:
+    """The item columns of a result row (ITEM_COLUMNS), in column order."""
+    return [
+        item.id,
+        item.trace_id,
+        item.observation_id,
+        item.session_id,
+        item.source_timestamp.isoformat() if item.source_timestamp else None,
+        item.query,
+        item.actual_output,
+        item.expected_output,
+    ]
 
 
 class MetricSummary(BaseModel):

@@ -245,10 +245,7 @@ class Trace(Record):
 
     def __init__(self, data: Mapping[str, Any], observations: Iterable[Observation] = (), patterns: Any = None) -> None:
         super().__init__(data)
-        self.observations: list[Observation] = sorted(
-            observations,
-            key=lambda o: (o.start_time is None, o.start_time or datetime.min.replace(tzinfo=None)),
-        )
+        self.observations: list[Observation] = sorted(observations, key=_start_order)
         self.patterns = patterns
         self._steps: dict[str, Step] | None = None
 
@@ -359,6 +356,12 @@ class Trace(Record):
 
     def __repr__(self) -> str:
         return f"Trace(id={self.id!r}, name={self.name!r}, {len(self.observations)} observation(s))"
+
+
+def _start_order(observation: Observation) -> tuple[bool, datetime]:
+    """Sort key: by start time, observations without one last (start time parsed once)."""
+    start = observation.start_time
+    return (start is None, start or datetime.min)
 
 
 def prompt_text(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from shared.evaluation.results import RESULT_COLUMNS, EvaluationResult
+from shared.evaluation.item import DatasetItem
+from shared.evaluation.results import ITEM_COLUMNS, RESULT_COLUMNS, EvaluationResult, item_values
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import Sink, SinkReport
 
@@ -29,18 +31,36 @@ class LocalSink(Sink):
 
 
 def _write_results_csv(path: Path, results: EvaluationResult) -> None:
-    """csv.writer rather than pandas: a run can have 100,000 rows and this is on the hot path."""
+    """csv.writer rather than pandas: a run can have 100,000 rows and this is on the hot path.
+
+    An item's columns (its query and output can be long) are encoded once and reused for each of
+    its metric rows: the file is the same as writing every row whole, since csv quotes each field
+    on its own and joins fields with the delimiter.
+    """
     tmp = path.with_suffix(".csv.tmp")
-    signals_at = RESULT_COLUMNS.index("signals")
+    signals_at = RESULT_COLUMNS.index("signals") - len(ITEM_COLUMNS)
+    prefix_buffer = io.StringIO()
+    prefix_writer = csv.writer(prefix_buffer)  # same dialect as the file writer below
     with tmp.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(RESULT_COLUMNS)
+        last_item: DatasetItem | None = None
+        prefix = ""
         for row in results:
-            record = row.as_record()
-            values = [record[column] for column in RESULT_COLUMNS]
+            if row.item is not last_item:
+                last_item = row.item
+                prefix_buffer.seek(0)
+                prefix_buffer.truncate()
+                prefix_writer.writerow(item_values(row.item))
+                prefix = prefix_buffer.getvalue().removesuffix(_TERMINATOR) + ","
+            values = row.metric_values()
             values[signals_at] = orjson.dumps(values[signals_at], default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+            handle.write(prefix)
             writer.writerow(values)
     os.replace(tmp, path)
+
+
+_TERMINATOR = csv.excel.lineterminator
 
 
 def write_summary(directory: Path, summary: dict[str, Any]) -> Path:
