@@ -146,33 +146,48 @@ class EvaluationResult:
         return list(dict.fromkeys(row.metric_name for row in self.rows))
 
     def count(self, status: MetricStatus) -> int:
-        return sum(1 for row in self.rows if row.status is status)
+        return sum(1 for row in self.rows if row.result.status is status)
 
     @property
     def cost_usd(self) -> float:
         return sum(row.result.cost_usd for row in self.rows)
 
     def summary(self) -> dict[str, MetricSummary]:
-        out: dict[str, MetricSummary] = {}
-        for name in self.metric_names():
-            rows = [row for row in self.rows if row.metric_name == name]
-            out[name] = summarise(rows)
-        return out
+        grouped: dict[str, list[ResultRow]] = {}  # one pass over the rows, metrics in first-seen order
+        for row in self.rows:
+            grouped.setdefault(row.metric_name, []).append(row)
+        return {name: summarise(rows) for name, rows in grouped.items()}
 
 
 def summarise(rows: list[ResultRow]) -> MetricSummary:
-    ok = [r for r in rows if r.status is MetricStatus.OK]
-    scores = [r.result.score for r in ok if r.result.score is not None and math.isfinite(r.result.score)]
-    judged = [r.result.passed for r in ok if r.result.passed is not None]
+    """One pass over the rows (this runs on every run's full result)."""
+    n = errors = skipped = deferred = 0
+    scores: list[float] = []
+    judged: list[bool] = []
+    for row in rows:
+        r = row.result
+        status = r.status
+        if status is MetricStatus.OK:
+            n += 1
+            if r.score is not None and math.isfinite(r.score):
+                scores.append(r.score)
+            if r.passed is not None:
+                judged.append(r.passed)
+        elif status is MetricStatus.ERROR:
+            errors += 1
+        elif status is MetricStatus.SKIPPED:
+            skipped += 1
+        elif status is MetricStatus.DEFERRED:
+            deferred += 1
     return MetricSummary(
-        n=len(ok),
+        n=n,
         mean=round(statistics.fmean(scores), 6) if scores else None,
         median=round(statistics.median(scores), 6) if scores else None,
         min=min(scores) if scores else None,
         max=max(scores) if scores else None,
         pass_rate=round(sum(judged) / len(judged), 6) if judged else None,
-        errors=sum(1 for r in rows if r.status is MetricStatus.ERROR),
-        skipped=sum(1 for r in rows if r.status is MetricStatus.SKIPPED),
-        deferred=sum(1 for r in rows if r.status is MetricStatus.DEFERRED),
+        errors=errors,
+        skipped=skipped,
+        deferred=deferred,
         cost_usd=round(sum(r.result.cost_usd for r in rows), 6),
     )

@@ -370,7 +370,7 @@ class OnlineMonitor:
     ) -> RunSummary:
         from shared.evaluation.metric import MetricStatus
 
-        counts.evaluated = len({row.item.id for row in result if row.status is not MetricStatus.DEFERRED})
+        counts.evaluated = len({row.item.id for row in result if row.result.status is not MetricStatus.DEFERRED})
         counts.metric_errors = result.count(MetricStatus.ERROR)
         counts.skipped = result.count(MetricStatus.SKIPPED)
         counts.deferred = result.count(MetricStatus.DEFERRED)

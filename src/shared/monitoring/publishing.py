@@ -66,11 +66,12 @@ async def publish_results(run: RunContext, results: EvaluationResult, sinks: lis
             log.error("sink %s: %s", sink.name, report.error)
         outcome.reports.append(report)
     required = [r for r in outcome.reports if any(s.name == r.sink and s.required for s in sinks)]
+    partial = [r for r in required if not r.ok]  # usually none: then every recordable pair qualifies
     for row in results:
-        if row.status not in RECORDABLE:
+        if row.result.status not in RECORDABLE:
             continue
         key = (row.item.id, row.metric_name)
-        if all(r.ok or key in r.stored for r in required):
+        if not partial or all(key in r.stored for r in partial):
             outcome.recordable.append(key)
     return outcome
 

@@ -100,16 +100,16 @@ class CsvScoredItemsStore(ScoredItemsStore):
         if not entries:
             return 0
         scored = self._load()
-        fresh = [e for e in entries if _key(e.item_id, e.metric_name, e.metric_version) not in scored]
+        keyed = [(_key(e.item_id, e.metric_name, e.metric_version), e) for e in entries]
+        fresh = [(key, e) for key, e in keyed if key not in scored]
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for e in fresh:
-            writer.writerow(
-                [e.monitor, e.source_key, e.item_id, e.metric_name, e.metric_version, e.run_id, e.recorded_at]
-            )
+        csv.writer(buffer, lineterminator="\n").writerows(
+            [e.monitor, e.source_key, e.item_id, e.metric_name, e.metric_version, e.run_id, e.recorded_at]
+            for _, e in fresh
+        )
         with self._append_lock:
             _append(self.path, buffer.getvalue())
-        scored.update(_key(e.item_id, e.metric_name, e.metric_version) for e in fresh)
+        scored.update(key for key, _ in fresh)
         return len(fresh)
 
 
