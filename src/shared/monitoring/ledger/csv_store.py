@@ -100,16 +100,21 @@ class CsvScoredItemsStore(ScoredItemsStore):
         if not entries:
             return 0
         scored = self._load()
-        keyed = [(_key(e.item_id, e.metric_name, e.metric_version), e) for e in entries]
-        fresh = [(key, e) for key, e in keyed if key not in scored]
+        fresh: list[LedgerEntry] = []
+        fresh_keys: list[str] = []  # each key built once (they end up in `scored` anyway)
+        for e in entries:
+            key = _key(e.item_id, e.metric_name, e.metric_version)
+            if key not in scored:
+                fresh.append(e)
+                fresh_keys.append(key)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(
             [e.monitor, e.source_key, e.item_id, e.metric_name, e.metric_version, e.run_id, e.recorded_at]
-            for _, e in fresh
+            for e in fresh
         )
         with self._append_lock:
             _append(self.path, buffer.getvalue())
-        scored.update(key for key, _ in fresh)
+        scored.update(fresh_keys)
         return len(fresh)
 
 
