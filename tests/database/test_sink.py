@@ -182,3 +182,21 @@ def test_finish_run_sets_status_and_counts(migrated: Settings) -> None:
     assert status == "ok" and finished
     assert counts["evaluated"] == 2 and counts["results"] == 1
     assert stored_summary == json.loads(json.dumps(summary))
+
+
+def test_rows_formatted_during_the_items_upsert_and_the_rest_all_land_once(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of one row: part of the results is formatted while the items upsert runs, the
+    # rest is streamed by a second COPY; together they must be every row exactly once.
+    monkeypatch.setattr(sink_module, "_FORMAT_BATCH", 1)
+    run = run_context(migrated)
+    items = [item(f"i{n:04d}") for n in range(600)]
+    first = results(*(row(it, f"m{m}", score=n / 1000 + m) for n, it in enumerate(items) for m in range(3)))
+    assert _publish(migrated, run, first).ok
+    again = results(*(row(it, f"m{m}", score=-n - m) for n, it in enumerate(items) for m in range(3)))
+    assert _publish(migrated, run, again).ok
+    got = _query(migrated, "SELECT item_id, metric_name, score FROM evaluation_results ORDER BY 1, 2")
+    assert got == [(f"i{n:04d}", f"m{m}", float(-n - m)) for n in range(600) for m in range(3)]
+    hashes = dict(_query(migrated, "SELECT item_id, content_hash FROM evaluation_items"))
+    assert hashes == {it.id: it.content_hash() for it in items}

@@ -17,14 +17,20 @@ deadlock) retries the whole transaction, which is safe because it is all-or-noth
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
+from psycopg.copy import AsyncCopy, AsyncWriter
 from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
@@ -147,9 +153,26 @@ _UPSERT_ITEMS = _upsert_sql("evaluation_items", "_evalmon_items", ITEM_COLUMNS, 
 _UPSERT_RESULTS = _upsert_sql("evaluation_results", "_evalmon_results", RESULT_COLUMNS, _RESULT_KEY)
 
 
+# `inputs` in DatasetItem field order; nested models (conversation, tools_called) need pydantic's
+# exclude_none, anything else is taken from the item's one JSON dump (see `item_record`).
+_INPUT_ORDER = tuple(name for name in DatasetItem.model_fields if name in INPUT_FIELDS)
+
+
 def item_record(source_key: str, item: DatasetItem) -> tuple[Any, ...]:
-    """One evaluation_items row (ITEM_COLUMNS order), cleaned for Postgres."""
-    inputs = item.model_dump(mode="json", include=set(INPUT_FIELDS), exclude_none=True)
+    """One evaluation_items row (ITEM_COLUMNS order), cleaned for Postgres.
+
+    One `model_dump` per item feeds both the content hash (the exact payload and encoding of
+    `DatasetItem.content_hash`) and `inputs`: together they were most of the per-item cost.
+    """
+    dump = item.model_dump(mode="json")
+    dump.pop("metadata")
+    if item.conversation is None and item.tools_called is None:
+        # exclude_none only drops None fields of models, never None values inside dicts/lists.
+        inputs = {name: dump[name] for name in _INPUT_ORDER if dump[name] is not None}
+    else:
+        inputs = item.model_dump(mode="json", include=set(INPUT_FIELDS), exclude_none=True)
+    blob = json.dumps(dump, sort_keys=True, ensure_ascii=False, default=str)
+    content_hash = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]  # == item.content_hash()
     return (
         clean_text(source_key),
         clean_text(item.id),
@@ -160,7 +183,7 @@ def item_record(source_key: str, item: DatasetItem) -> tuple[Any, ...]:
         clean_text(item.query),
         clean_text(item.actual_output),
         clean_text(item.expected_output),
-        item.content_hash(),
+        content_hash,
         inputs,  # jsonb: serialised by `to_json_bytes` (registered on the connection), in C-speed binary COPY
         item.metadata,
     )
@@ -199,7 +222,7 @@ def result_records(run: RunContext, rows: Sequence[ResultRow], created_at: datet
             monitor,
             metric[1],
             metric[2],
-            r.status.value,
+            r.status,  # a StrEnum: already the str value
             score if score is None or score - score == 0 else None,
             r.passed,
             threshold if threshold is None or threshold - threshold == 0 else None,
@@ -219,11 +242,49 @@ def result_records(run: RunContext, rows: Sequence[ResultRow], created_at: datet
         )
 
 
+class _MemoryWriter(AsyncWriter):
+    """Collects binary COPY data in memory (psycopg's documented custom-writer hook)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Buffer] = []
+
+    async def write(self, data: Buffer) -> None:
+        self.chunks.append(data)
+
+
+_FORMAT_BATCH = 500
+
+
+async def _format_while_pending(
+    conn: psycopg.AsyncConnection[Any], records: Iterator[tuple[Any, ...]], pending: asyncio.Future[Any]
+) -> list[Buffer]:
+    """Format result rows into a complete binary COPY stream until `pending` completes.
+
+    Yields to the event loop between batches so `pending` (a query on the same connection)
+    is noticed as soon as the server answers. Returns no chunks when nothing was formatted.
+    """
+    writer = _MemoryWriter()
+    n = 0
+    # Its own cursor (never sent a query): the busy cursor's transformer is in use by `pending`.
+    async with conn.cursor() as fmt_cur, AsyncCopy(fmt_cur, binary=True, writer=writer) as copy:
+        copy.set_types(RESULT_TYPES)
+        await asyncio.sleep(0)  # let `pending` send its query first
+        while not pending.done():
+            batch = list(islice(records, _FORMAT_BATCH))
+            for record in batch:
+                await copy.write_row(record)
+            n += len(batch)
+            if len(batch) < _FORMAT_BATCH:
+                break
+            await asyncio.sleep(0)
+    return writer.chunks if n else []
+
+
 def _counts(rows: Sequence[ResultRow]) -> dict[str, int]:
+    by_status = Counter(row.result.status for row in rows)
     counts: dict[str, int] = {"results": len(rows)}
-    for row in rows:
-        key = f"results_{row.status.value}"
-        counts[key] = counts.get(key, 0) + 1
+    for status, n in by_status.items():
+        counts[f"results_{status.value}"] = n
     return counts
 
 
@@ -260,8 +321,9 @@ class PostgresSink(Sink):
             )
 
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
-        rows = _dedupe(results.rows)
-        stored: set[PairKey] = {(row.item.id, row.metric_name) for row in rows}
+        by_key = _dedupe(results.rows)
+        rows = list(by_key.values())
+        stored: set[PairKey] = set(by_key)
         try:
             async for attempt in async_retrying(self.attempts, retry_on=is_transient):
                 with attempt:
@@ -306,7 +368,6 @@ class PostgresSink(Sink):
                     copy.set_types(ITEM_TYPES)
                     for item in items.values():
                         await copy.write_row(item_record(run.source_key, item))
-                await cur.execute(_UPSERT_ITEMS)
                 # A run's first publish cannot conflict (results are keyed by run_id and deduped
                 # above): COPY straight into the table. A republish goes through the upsert.
                 target = "evaluation_results" if new_run else "_evalmon_results"
@@ -314,9 +375,23 @@ class PostgresSink(Sink):
                     await cur.execute(
                         "CREATE TEMP TABLE _evalmon_results (LIKE evaluation_results INCLUDING DEFAULTS) ON COMMIT DROP"
                     )
-                async with cur.copy(f"COPY {target} ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}") as copy:
+                records = result_records(run, rows, created_at)
+                # While the server runs the items upsert, format result rows into memory (binary
+                # COPY data) instead of idling: only as many as fit in that time, so memory stays bounded.
+                upsert = asyncio.ensure_future(cur.execute(_UPSERT_ITEMS))
+                try:
+                    early = await _format_while_pending(conn, records, upsert)
+                finally:
+                    await upsert  # always awaited: its error aborts the transaction
+                copy_sql = f"COPY {target} ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}"
+                if early:
+                    async with cur.copy(copy_sql) as copy:
+                        for chunk in early:
+                            await copy.write(chunk)
+                    early.clear()
+                async with cur.copy(copy_sql) as copy:
                     copy.set_types(RESULT_TYPES)
-                    for record in result_records(run, rows, created_at):
+                    for record in records:
                         await copy.write_row(record)
                 if not new_run:
                     await cur.execute(_UPSERT_RESULTS)
@@ -361,9 +436,6 @@ class PostgresSink(Sink):
             self._pool = None
 
 
-def _dedupe(rows: Sequence[ResultRow]) -> list[ResultRow]:
-    """One row per (item id, metric name): a key must not appear twice in one upsert."""
-    by_key: dict[PairKey, ResultRow] = {}
-    for row in rows:
-        by_key[(row.item.id, row.metric_name)] = row
-    return list(by_key.values())
+def _dedupe(rows: Sequence[ResultRow]) -> dict[PairKey, ResultRow]:
+    """One row per (item id, metric name), last wins: a key must not appear twice in one upsert."""
+    return {(row.item.id, row.metric_name): row for row in rows}
