@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 import pydantic_core
 
 NUL = "\x00"
@@ -53,13 +54,23 @@ def to_json(value: Any) -> str:
     return text
 
 
-def to_json_bytes(value: Any) -> bytes:
-    """`to_json` for the bulk path: pydantic-core's Rust serialiser (NaN/inf -> null), UTF-8 bytes.
+# orjson handles plain JSON data (str keys, str/int/float/bool/None, lists, tuples) and writes
+# NaN/inf as null like pydantic-core; anything else (datetimes, dataclasses, models, subclasses,
+# sets, non-str keys, huge ints) raises, and pydantic-core serialises the value as it always did.
+_ORJSON_PLAIN = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
-    Registered as psycopg's jsonb dumper for COPY, where it runs once per result row. A NUL shows
-    up as the escape `\\u0000`; only then is the value cleaned and serialised again.
+
+def to_json_bytes(value: Any) -> bytes:
+    """`to_json` for the bulk path: Rust serialisers (NaN/inf -> null), UTF-8 bytes.
+
+    Registered as psycopg's jsonb dumper for COPY, where it runs once per result row: orjson
+    first (about 3x faster on plain data), pydantic-core for everything orjson refuses. A NUL
+    shows up as the escape `\\u0000`; only then is the value cleaned and serialised again.
     """
-    data = pydantic_core.to_json(value, inf_nan_mode="null", fallback=str)
+    try:
+        data = orjson.dumps(value, option=_ORJSON_PLAIN)
+    except TypeError:  # orjson.JSONEncodeError: a type it does not serialise the way we want
+        data = pydantic_core.to_json(value, inf_nan_mode="null", fallback=str)
     if b"\\u0000" in data:
         data = pydantic_core.to_json(_clean_json(value), inf_nan_mode="null", fallback=str)
     return data
