@@ -29,6 +29,7 @@ def config(tmp_path: Path) -> Path:
             "type": "langfuse",
             "trace_name": "athena",
             "page_size": 25,
+            "max_retries": 10,  # injected faults: keep the chance of 11 failures in a row negligible
             "retry_initial_s": 0.01,
             "retry_max_s": 0.05,
         },

@@ -99,7 +99,9 @@ def test_metadata_is_cut_at_200_characters_unless_expanded(fake: FakeLangfuse, l
 def test_5xx_and_429_are_retried_and_nothing_is_lost(fake: FakeLangfuse, lf_settings: Settings) -> None:
     seed_standard(fake, n=150)
     fake.set_faults(error_rate=0.2, rate_limit_every=4, retry_after="0")
-    source = make_source(lf_settings, trace_name="athena", page_size=20, retry_initial_s=0.01, retry_max_s=0.05)
+    source = make_source(
+        lf_settings, trace_name="athena", page_size=20, max_retries=10, retry_initial_s=0.01, retry_max_s=0.05
+    )
     traces = fetch_all(source)
     assert len({t.id for t in traces}) == 150
     assert fake.statuses[429] > 0 and fake.statuses[503] > 0
