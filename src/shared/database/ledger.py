@@ -61,7 +61,9 @@ WHERE NOT EXISTS (
 
 # The default cost model (spinning disks) prefers a full scan of a large ledger over thousands of
 # primary-key probes; on SSD/Neon storage the probes win. Transaction-local, like the search_path.
-LOOKUP_SETTINGS = {"random_page_cost": "1.1"}
+# A claim never waits long for another worker's row lock: a stuck session surfaces as an error.
+LOCKS = {"lock_timeout": "30s"}
+LOOKUP_SETTINGS = {"random_page_cost": "1.1", **LOCKS}
 
 _CLAIM = """
 INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at, expires_at)
@@ -110,6 +112,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         self._source_key = clean_text(source_key) or source_key
         self._pool: AsyncConnectionPool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self, run_id: str) -> None:
@@ -117,7 +120,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         self.run_id = run_id
         pool = await self._get_pool()
         try:
-            async with transaction(pool, self.schema) as conn:
+            async with transaction(pool, self.schema, **LOCKS) as conn:
                 todo = await pending_async(conn)
         except psycopg.Error as exc:
             await self.close()
@@ -130,20 +133,28 @@ class PostgresScoredItemsStore(ScoredItemsStore):
                 field="dedup.store",
             )
         if self._heartbeat is None:
+            self._stop = asyncio.Event()
             self._heartbeat = asyncio.create_task(self._renew_forever(), name=f"evalmon-claims-{run_id}")
 
     async def close(self) -> None:
         """Stop renewing and drop every claim this run still holds (unrecorded work goes back)."""
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            # Ask the heartbeat to stop between renewals rather than cancelling it: a renewal
+            # cancelled mid-transaction can leave its connection holding row locks that the
+            # release below would then wait on.
+            self._stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._heartbeat), timeout=30)
+            except TimeoutError:
+                self._heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heartbeat
             self._heartbeat = None
         if self._pool is None:
             return
         try:
             if self.run_id is not None:
-                async with transaction(self._pool, self.schema) as conn:
+                async with transaction(self._pool, self.schema, **LOCKS) as conn:
                     await conn.execute(_UNCLAIM_ALL, [self._monitor, self._source_key, self.run_id])
         except psycopg.Error as exc:  # the leases expire on their own; say so and move on
             log.warning("postgres ledger: could not release claims: %s", describe_error(exc, self.settings))
@@ -164,7 +175,11 @@ class PostgresScoredItemsStore(ScoredItemsStore):
     async def _renew_forever(self) -> None:
         interval = max(self.claim_ttl_s / 3.0, 0.05)
         while True:
-            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+                return  # close() asked us to stop
+            except TimeoutError:
+                pass
             try:
                 await self.renew()
             except Exception as exc:  # a missed renewal is not fatal: the lease is 3 intervals long
@@ -173,7 +188,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
     async def renew(self) -> None:
         """Extend every lease this run holds by `claim_ttl_s` from now."""
         pool = await self._get_pool()
-        async with transaction(pool, self.schema) as conn:
+        async with transaction(pool, self.schema, **LOCKS) as conn:
             await conn.execute(_RENEW, [self.claim_ttl_s, self._monitor, self._source_key, self._run()])
 
     # -- the ledger contract ----------------------------------------------------------------
@@ -258,7 +273,7 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         ]
         item_ids = sorted({k[2] for k in keys if k[0] == self._monitor and k[1] == self._source_key})
         pool = await self._get_pool()
-        async with transaction(pool, self.schema) as conn:
+        async with transaction(pool, self.schema, **LOCKS) as conn:
             cur = await conn.execute(_RECORD, columns)
             new = len(await cur.fetchall())
             if item_ids:
@@ -270,5 +285,5 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         ids = sorted({clean_text(item.id) or item.id for item in items})
         if not ids or self._pool is None:
             return
-        async with transaction(self._pool, self.schema) as conn:
+        async with transaction(self._pool, self.schema, **LOCKS) as conn:
             await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), ids])
