@@ -128,6 +128,10 @@ class BaseMetric(ABC):
         self.params = params if params is not None else self.Params()
         self.threshold = threshold if threshold is not None else self.default_threshold
         self.name = name or self.key
+        self.prepare()
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Precompute from validated params (regexes, schemas) once, not per item."""
 
     # -- identity -------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:

@@ -71,10 +71,7 @@ class CitationValidity(BaseMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         p = self.params
         self._citation_re = compile_pattern(p.pattern or ANY_CITATION)
         self._doc_id_re = compile_pattern(p.doc_id_pattern, flags=re.M) if p.doc_id_pattern else None
@@ -168,10 +165,7 @@ class CitationCoverage(BaseMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         self._citation_re = compile_pattern(self.params.pattern or ANY_CITATION)
 
     async def execute(self, item: DatasetItem) -> MetricResult:

@@ -168,10 +168,7 @@ class PromptInjectionMarkers(BaseMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         self._markers = _compile_markers(INJECTION_MARKERS, self.params.extra_patterns)
 
     def missing_fields(self, item: DatasetItem) -> list[str]:
@@ -217,10 +214,7 @@ class Refusal(BaseMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         self._markers = _compile_markers(REFUSAL_MARKERS, self.params.extra_patterns)
 
     async def execute(self, item: DatasetItem) -> MetricResult:

@@ -11,7 +11,7 @@ from jsonschema.exceptions import best_match
 from pydantic import Field, field_validator
 
 from shared.evaluation.item import DatasetItem
-from shared.evaluation.metric import MetricParams, MetricResult, metric
+from shared.evaluation.metric import MetricResult, metric
 from shared.metrics._base import FieldMetric, FieldParams
 from shared.metrics._text import clip, compile_pattern
 
@@ -59,10 +59,7 @@ class JsonValid(FieldMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         schema = self.params.json_schema
         self._validator = jsonschema.validators.validator_for(schema)(schema) if schema is not None else None
 
@@ -139,10 +136,7 @@ class RegexMatch(FieldMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         self._regex = compile_pattern(self.params.pattern, flags=self.params.flags())
 
     async def execute(self, item: DatasetItem) -> MetricResult:
@@ -193,10 +187,7 @@ class Contains(FieldMetric):
 
     params: Params
 
-    def __init__(
-        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
-    ) -> None:
-        super().__init__(params, threshold=threshold, name=name)
+    def prepare(self) -> None:
         p = self.params
         flags = 0 if p.case_sensitive else re.IGNORECASE
         self._word_res = (
