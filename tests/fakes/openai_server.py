@@ -25,18 +25,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from .loopback import LoopbackServer
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -201,38 +201,16 @@ async def _handle(state: FakeOpenAI, request: Request) -> JSONResponse:
     )
 
 
-class OpenAIServer:
+class OpenAIServer(LoopbackServer):
     """Run the fake on 127.0.0.1:<ephemeral> in a thread: `with OpenAIServer() as fake: fake.base_url`."""
+
+    label = "fake OpenAI server"
 
     def __init__(self, state: FakeOpenAI | None = None) -> None:
         self.state = state or FakeOpenAI()
-        # IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets of that protocol,
-        # and without it every answer waits ~40 ms for a delayed ACK.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            build_app(self.state), log_level="warning", lifespan="off", access_log=False, backlog=1024
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        super().__init__(build_app(self.state), backlog=1024)
 
     @property
     def base_url(self) -> str:
         """What to give the SDK (`base_url`) or OPENAI_BASE_URL."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> OpenAIServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake OpenAI server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()

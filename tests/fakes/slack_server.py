@@ -23,7 +23,6 @@ import asyncio
 import base64
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -32,11 +31,12 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from .loopback import LoopbackServer
 
 TEAM_ID = "T0FAKE"
 TEAM_URL = "https://fake-team.slack.com/"
@@ -349,34 +349,16 @@ HANDLERS: dict[str, Any] = {
 }
 
 
-class SlackServer:
+class SlackServer(LoopbackServer):
     """Run the fake on 127.0.0.1:<ephemeral> in a thread: `with SlackServer() as fake: fake.url`."""
+
+    label = "fake Slack server"
 
     def __init__(self, state: FakeSlack | None = None) -> None:
         self.state = state or FakeSlack()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        super().__init__(build_app(self.state))
 
     @property
     def url(self) -> str:
         """The base URL to give slack_sdk (`base_url`) or SLACK_API_URL."""
         return f"http://127.0.0.1:{self.port}/api/"
-
-    def __enter__(self) -> SlackServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Slack server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
