@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from implementations.athena.extractors import extract_recommendation, parse_answer
 from implementations.athena.generate_traces import GeneratedTrace, generate_traces
 from implementations.athena.langfuse.prompt_patterns import AthenaPromptPatterns
+from implementations.athena.metrics import ReferReasonGiven
 from shared.errors import InvalidRecordError
 from shared.langfuse.trace import Trace
 
@@ -224,3 +226,27 @@ def test_bundled_sample_extracts_with_three_invalid_records() -> None:
     assert len({i.id for i in items}) == len(items)
     formats = {i.additional_output["output_format"] for i in items}
     assert {"json", "empty", "malformed_json"} <= formats
+
+
+@pytest.mark.parametrize("key", ["refer_reason", "referral_reason"])
+def test_refer_reason_is_read_under_either_key(key: str) -> None:
+    """Writers that say `referral_reason` must not fail athena_refer_reason_given on every referral."""
+    reason = "Flood zone A with no elevation certificate on file."
+    rows = clean_trace().rows
+    output = {"decision": "refer", "rationale": "Needs review [1].", key: reason}
+    rows[-1] = {**rows[-1], "output": json.dumps(output)}
+    item = extract_recommendation(Trace.from_observations(rows))
+    assert item.additional_output["refer_reason"] == reason
+    given = asyncio.run(ReferReasonGiven().execute(item))
+    assert given.score == 1.0 and given.passed
+
+    truncated = '{"decision": "refer", "' + key + '": "Flood zone A, no elevation cert'
+    salvaged = parse_answer(truncated)
+    assert salvaged.output_format == "malformed_json" and salvaged.refer_reason == "Flood zone A, no elevation cert"
+
+
+def test_a_blank_refer_reason_falls_back_to_referral_reason() -> None:
+    answer = parse_answer(
+        {"decision": "refer", "rationale": "r", "refer_reason": " ", "referral_reason": "Prior claims"}
+    )
+    assert answer.refer_reason == "Prior claims"

@@ -11,7 +11,8 @@ What a metric sees (DatasetItem field <- where it comes from):
                        citation `[n]` is the 1-based index into this list (falls back to the
                        `rule-lookup` SPAN's items when the prompt was not logged)
     additional_input   underwriting_flags (list), case_id, retrieved_ids, location
-    additional_output  decision (lower-cased, as given), refer_reason, confidence, output_format
+    additional_output  decision (lower-cased, as given), refer_reason (from `refer_reason` or
+                       `referral_reason`), confidence, output_format
                        (json | malformed_json | text | empty | other), parsed_output
     latency            end-to-end seconds of the root span (else the generation's)
     session_id, source_timestamp, metadata (model, prompt, environment, release, tags, cost)
@@ -38,7 +39,9 @@ LOOKUP_STEP = "rule-lookup"
 LOCATION_STEP = "location-extraction"
 
 _SALVAGE_DECISION = re.compile(r'"decision"\s*:\s*"([^"\\]{0,40})"')
-_SALVAGE_REFER = re.compile(r'"refer_reason"\s*:\s*"((?:[^"\\]|\\.)*)')
+# Writers disagree on the key's name; both mean the same thing.
+REFER_REASON_KEYS = ("refer_reason", "referral_reason")
+_SALVAGE_REFER = re.compile(r'"(?:refer_reason|referral_reason)"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
 def extract_recommendation(record: Any) -> DatasetItem:
@@ -172,7 +175,7 @@ def parse_answer(output: Any) -> Answer:
             output_format="json",
             parsed=parsed,
             decision=_decision(parsed.get("decision")),
-            refer_reason=_text_or_none(parsed.get("refer_reason")),
+            refer_reason=_refer_reason(parsed),
             confidence=_number(parsed.get("confidence")),
         )
     if isinstance(output, str):
@@ -188,6 +191,11 @@ def parse_answer(output: Any) -> Answer:
             )
         return Answer(text=output, output_format="text")
     return Answer(text=_dump(output), output_format="other")
+
+
+def _refer_reason(parsed: Mapping[str, Any]) -> str | None:
+    """The first non-blank of `refer_reason` / `referral_reason`."""
+    return next((r for r in (_text_or_none(parsed.get(k)) for k in REFER_REASON_KEYS) if r), None)
 
 
 def _maybe_json(text: str) -> Any:
