@@ -1,5 +1,6 @@
 # Every target bootstraps .venv from requirements.lock on first use (and again when the lock changes).
 VENV ?= .venv
+PYTHON ?= python3.11  # the lock is compiled for 3.11
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
@@ -9,7 +10,8 @@ export PYTHONUNBUFFERED := 1
 setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "evalmon needs Python 3.11 (set PYTHON=...)"'
 	PIP_EXTRA_INDEX_URL= PIP_FIND_LINKS= $(PY) -m pip install --quiet --disable-pip-version-check \
 		--require-hashes --no-deps -r requirements.lock
 	PIP_EXTRA_INDEX_URL= PIP_FIND_LINKS= $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -37,7 +39,7 @@ bench: $(STAMP)
 
 # Regenerate the lock after editing pyproject.toml dependencies.
 lock:
-	python3 -m pip install --quiet uv && python3 -m uv pip compile pyproject.toml --extra dev \
+	$(PY) -m pip install --quiet uv && $(PY) -m uv pip compile pyproject.toml --extra dev \
 		--generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from contracts import langfuse_spec
 
 from implementations.athena.generate_traces import (
     DEFAULT_BASE_TIME,
@@ -22,16 +23,12 @@ from implementations.athena.generate_traces import (
 )
 from shared.langfuse.trace import parse_time
 
-from .helpers import REPO, SAMPLE, group_rows, read_jsonl
-
-SPEC = REPO.parent / "shared" / "reference" / "langfuse-openapi.yml"
+from .helpers import SAMPLE, group_rows, read_jsonl
 
 
 @cache
 def observation_v2_fields() -> frozenset[str]:
-    if not SPEC.is_file():
-        pytest.skip(f"Langfuse OpenAPI spec not found at {SPEC}")
-    spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    spec = yaml.safe_load(langfuse_spec().read_text(encoding="utf-8"))
     return frozenset(spec["components"]["schemas"]["ObservationV2"]["properties"])
 
 

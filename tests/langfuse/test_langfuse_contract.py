@@ -10,26 +10,22 @@ against the SDK's own response models instead.
 import base64
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import WINDOW_SINCE, WINDOW_UNTIL
+from contracts import langfuse_spec
 from fakes.langfuse_server import FakeLangfuse, generate_traces
 from langfuse.api.scores.types import CreateScoreBatchResponse, CreateScoreBatchResults
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "langfuse-openapi.yml"
-
 
 @cache
 def spec() -> OpenAPI:
-    if not SPEC.is_file():
-        pytest.skip(f"Langfuse OpenAPI spec not found at {SPEC}")
     # The published file itself does not pass openapi-spec-validator; we validate traffic, not it.
-    return OpenAPI.from_file_path(str(SPEC), config=Config(spec_validator_cls=None))
+    return OpenAPI.from_file_path(str(langfuse_spec()), config=Config(spec_validator_cls=None))
 
 
 class Checked:
