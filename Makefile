@@ -39,7 +39,7 @@ bench: $(STAMP)
 
 # Regenerate the lock after editing pyproject.toml dependencies.
 lock:
-	$(PY) -m pip install --quiet uv && $(PY) -m uv pip compile pyproject.toml --extra dev \
+	$(PYTHON) -m pip install --quiet uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev \
 		--generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
