@@ -1,0 +1,334 @@
+"""report.md and report.html for one run, written next to summary.json.
+
+DATAFLOW:
+  RunSummary (counts, alerts, warnings, errors)      ReportCollector (per-metric tallies, worst items)
+        \\                                              /
+         +--> MetricLine per metric (n, rate or mean with a 95% interval, direction, baseline delta)
+         +--> render_markdown  -> report.md   (GitHub-flavoured: the job summary, Slack, humans)
+         +--> render_html      -> report.html (the same content, self-contained, with PNG charts)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.reporting.collector import MetricTally, ReportCollector, WorstItem
+
+log = logging.getLogger(__name__)
+
+COUNT_LABELS = {
+    "fetched": "fetched",
+    "invalid": "invalid records",
+    "duplicates": "already scored",
+    "sampled": "sampled",
+    "evaluated": "evaluated",
+    "metric_errors": "metric errors",
+    "published_postgres": "published to Postgres",
+    "published_langfuse": "published to Langfuse",
+    "recorded": "recorded in the ledger",
+}
+
+
+@dataclass(frozen=True)
+class BaselineFigure:
+    """A metric's level over earlier runs: the band the report compares this run with."""
+
+    runs: int
+    n: int
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    name: str
+    direction: str
+    stat: str  # "pass rate" or "mean"
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+    errors: int
+    skipped: int
+    baseline: BaselineFigure | None
+    worst: list[WorstItem]
+
+    @property
+    def delta(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        return self.value - self.baseline.value
+
+
+def metric_lines(collector: ReportCollector, baseline: Mapping[str, BaselineFigure] | None = None) -> list[MetricLine]:
+    """One line per metric: a pass rate (Wilson interval) when it has verdicts, else a mean."""
+    lines = []
+    for name, tally in collector.tallies.items():
+        lines.append(_line(name, tally, (baseline or {}).get(name)))
+    return lines
+
+
+def _line(name: str, tally: MetricTally, baseline: BaselineFigure | None) -> MetricLine:
+    if tally.judged:
+        interval = tally.pass_interval()
+        stat, n, value = "pass rate", tally.judged, tally.pass_rate
+    else:
+        interval = tally.moments.interval()
+        stat, n, value = "mean", tally.moments.n, tally.moments.mean if tally.moments.n else None
+    low, high = interval if interval else (None, None)
+    return MetricLine(
+        name=name,
+        direction=tally.direction,
+        stat=stat,
+        n=n,
+        value=value,
+        low=low,
+        high=high,
+        errors=tally.errors,
+        skipped=tally.skipped,
+        baseline=baseline,
+        worst=tally.worst,
+    )
+
+
+def trace_link(base_url: str | None, trace_id: str | None) -> str | None:
+    """Langfuse's `/trace/<id>` page redirects to the trace in whichever project holds it."""
+    if not base_url or not trace_id:
+        return None
+    return f"{base_url.rstrip('/')}/trace/{trace_id}"
+
+
+# -- markdown ----------------------------------------------------------------------------------
+def _fmt(value: float | None, stat: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if stat == "pass rate" else f"{value:.4g}"
+
+
+def _direction_label(direction: str) -> str:
+    return "higher is better" if direction == "higher_is_better" else "lower is better"
+
+
+def _delta_text(line: MetricLine) -> str:
+    delta = line.delta
+    if delta is None or line.baseline is None:
+        return "no baseline"
+    worse = delta < 0 if line.direction == "higher_is_better" else delta > 0
+    sign = "+" if delta >= 0 else "-"
+    amount = f"{abs(delta) * 100:.1f} pts" if line.stat == "pass rate" else f"{abs(delta):.4g}"
+    marker = " (worse)" if worse and abs(delta) > 1e-12 else ""
+    return f"{sign}{amount}{marker} vs {_fmt(line.baseline.value, line.stat)} over {line.baseline.runs} runs"
+
+
+def render_markdown(summary: Mapping[str, Any], lines: Sequence[MetricLine], *, langfuse_url: str | None) -> str:
+    """GitHub-flavoured markdown: what ran, counts, metrics with intervals, alerts, worst items."""
+    window = summary.get("window") or {}
+    counts = summary.get("counts") or {}
+    out = [
+        f"## evalmon: {summary.get('monitor')} - {summary.get('status')}",
+        "",
+        f"Run `{summary.get('run_id')}` over {window.get('since', '?')} .. {window.get('until', '?')}"
+        f" in {summary.get('duration_s', 0):.1f} s; judge cost ${summary.get('cost_usd', 0):.4f}.",
+        "",
+        "| " + " | ".join(COUNT_LABELS.values()) + " |",
+        "|" + "---:|" * len(COUNT_LABELS),
+        "| " + " | ".join(str(counts.get(key, 0)) for key in COUNT_LABELS) + " |",
+        "",
+    ]
+    if lines:
+        out += [
+            "| metric | direction | n | value | 95% interval | errors | skipped | change |",
+            "|---|---|---:|---:|---|---:|---:|---|",
+        ]
+        for line in lines:
+            interval = f"{_fmt(line.low, line.stat)} - {_fmt(line.high, line.stat)}" if line.low is not None else "-"
+            out.append(
+                f"| {line.name} | {_direction_label(line.direction)} | {line.n} | "
+                f"{line.stat} {_fmt(line.value, line.stat)} | {interval} | {line.errors} | {line.skipped} | "
+                f"{_delta_text(line)} |"
+            )
+        out.append("")
+    else:
+        out += ["Nothing was scored in this run.", ""]
+    out += _bullets("Alerts", [_alert_text(a) for a in summary.get("alerts") or []])
+    out += _bullets("Warnings", summary.get("warnings") or [])
+    out += _bullets("Errors", summary.get("errors") or [])
+    worst = [(line, item) for line in lines for item in line.worst]
+    if worst:
+        out += ["### Worst items", "", "| metric | item | score | why | answer |", "|---|---|---:|---|---|"]
+        for line, item in worst:
+            link = trace_link(langfuse_url, item.trace_id)
+            ref = f"[{item.item_id}]({link})" if link else f"`{item.item_id}`"
+            score = "-" if item.score is None else f"{item.score:.3g}"
+            out.append(f"| {line.name} | {ref} | {score} | {_cell(item.explanation)} | {_cell(item.preview)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _bullets(title: str, entries: Sequence[str]) -> list[str]:
+    if not entries:
+        return []
+    return [f"### {title}", "", *(f"- {_cell(e)}" for e in entries), ""]
+
+
+def _alert_text(alert: Mapping[str, Any]) -> str:
+    message = alert.get("message")
+    return str(message) if message else json.dumps(alert, default=str)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (no pipes or line breaks)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+# -- html --------------------------------------------------------------------------------------
+def render_html(
+    summary: Mapping[str, Any], lines: Sequence[MetricLine], collector: ReportCollector, *, langfuse_url: str | None
+) -> str:
+    """One self-contained page (no CDN, no network): the report's content plus inline PNG charts."""
+    window = summary.get("window") or {}
+    counts = summary.get("counts") or {}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>evalmon {_h(summary.get('monitor'))} {_h(summary.get('run_id'))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_h(summary.get('monitor'))} <span class='status {_h(summary.get('status'))}'>"
+        f"{_h(summary.get('status'))}</span></h1>",
+        f"<p>Run <code>{_h(summary.get('run_id'))}</code> over {_h(window.get('since'))} .. "
+        f"{_h(window.get('until'))}, {float(summary.get('duration_s') or 0):.1f} s, judge cost "
+        f"${float(summary.get('cost_usd') or 0):.4f}.</p>",
+        "<table><tr>" + "".join(f"<th>{_h(label)}</th>" for label in COUNT_LABELS.values()) + "</tr><tr>",
+        "".join(f"<td class='num'>{_h(counts.get(key, 0))}</td>" for key in COUNT_LABELS) + "</tr></table>",
+    ]
+    if lines:
+        parts.append(
+            "<h2>Metrics</h2><table><tr><th>metric</th><th>direction</th><th>n</th><th>value</th>"
+            "<th>95% interval</th><th>errors</th><th>skipped</th><th>change</th></tr>"
+        )
+        for line in lines:
+            interval = f"{_fmt(line.low, line.stat)} - {_fmt(line.high, line.stat)}" if line.low is not None else "-"
+            parts.append(
+                f"<tr><td>{_h(line.name)}</td><td>{_direction_label(line.direction)}</td>"
+                f"<td class='num'>{line.n}</td><td class='num'>{line.stat} {_fmt(line.value, line.stat)}</td>"
+                f"<td>{interval}</td><td class='num'>{line.errors}</td><td class='num'>{line.skipped}</td>"
+                f"<td>{_h(_delta_text(line))}</td></tr>"
+            )
+        parts.append("</table>")
+        charts = _charts(lines, collector)
+        if charts:
+            parts.append("<h2>Charts</h2>")
+            parts += [
+                f"<figure><img alt='{_h(alt)}' src='data:image/png;base64,{png}'></figure>" for alt, png in charts
+            ]
+    else:
+        parts.append("<p>Nothing was scored in this run.</p>")
+    for title, entries in (
+        ("Alerts", [_alert_text(a) for a in summary.get("alerts") or []]),
+        ("Warnings", summary.get("warnings") or []),
+        ("Errors", summary.get("errors") or []),
+    ):
+        if entries:
+            parts.append(f"<h2>{title}</h2><ul>" + "".join(f"<li>{_h(e)}</li>" for e in entries) + "</ul>")
+    worst = [(line, item) for line in lines for item in line.worst]
+    if worst:
+        parts.append("<h2>Worst items</h2><table><tr><th>metric</th><th>item</th><th>score</th><th>why</th>")
+        parts.append("<th>answer</th></tr>")
+        for line, item in worst:
+            link = trace_link(langfuse_url, item.trace_id)
+            ref = f"<a href='{_h(link)}'>{_h(item.item_id)}</a>" if link else f"<code>{_h(item.item_id)}</code>"
+            score = "-" if item.score is None else f"{item.score:.3g}"
+            parts.append(
+                f"<tr><td>{_h(line.name)}</td><td>{ref}</td><td class='num'>{score}</td>"
+                f"<td>{_h(item.explanation)}</td><td>{_h(item.preview)}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _h(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+    "td.num{text-align:right}.status{font-size:60%;padding:2px 8px;border-radius:4px;background:#ddd}"
+    ".status.ok{background:#c8e6c9}.status.failed{background:#ffcdd2}.status.partial{background:#ffe0b2}"
+    "figure{margin:1em 0}img{max-width:100%}"
+)
+
+
+def _charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tuple[str, str]]:
+    """PNG charts as base64: score distributions, and each rate or mean against its baseline band."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # charts are a bonus: the tables carry every number
+        log.info("matplotlib is not installed: report.html has no charts")
+        return []
+    charts: list[tuple[str, str]] = []
+    scored = [line for line in lines if collector.tallies[line.name].scores]
+    if scored:
+        columns = min(3, len(scored))
+        rows = (len(scored) + columns - 1) // columns
+        figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
+        for axis, line in zip(axes.flat, scored, strict=False):
+            axis.hist(collector.tallies[line.name].scores, bins=20, color="#5c6bc0")
+            axis.set_title(f"{line.name} ({_direction_label(line.direction)})", fontsize=9)
+        for axis in list(axes.flat)[len(scored) :]:
+            axis.set_visible(False)
+        figure.tight_layout()
+        charts.append(("score distribution per metric", _png(figure, plt)))
+    rated = [line for line in lines if line.value is not None]
+    if rated:
+        figure, axis = plt.subplots(figsize=(8, 0.5 * len(rated) + 1.2))
+        for y, line in enumerate(rated):
+            if line.baseline is not None and line.baseline.low is not None and line.baseline.high is not None:
+                axis.plot([line.baseline.low, line.baseline.high], [y, y], color="#bdbdbd", linewidth=8)
+            value = line.value or 0.0
+            low = value if line.low is None else line.low
+            high = value if line.high is None else line.high
+            axis.errorbar([value], [y], xerr=[[value - low], [high - value]], fmt="o", color="#3949ab")
+        axis.set_yticks(range(len(rated)), [f"{line.name} ({line.stat})" for line in rated])
+        axis.set_title("this run (95% interval) against the baseline band (grey)", fontsize=9)
+        figure.tight_layout()
+        charts.append(("metric values against baseline", _png(figure, plt)))
+    return charts
+
+
+def _png(figure: Any, plt: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# -- files -------------------------------------------------------------------------------------
+def write_run_report(
+    directory: Path,
+    summary: Mapping[str, Any],
+    collector: ReportCollector,
+    *,
+    baseline: Mapping[str, BaselineFigure] | None = None,
+    langfuse_url: str | None = None,
+) -> tuple[Path, Path]:
+    """Write report.md and report.html into the run folder; returns both paths."""
+    lines = metric_lines(collector, baseline)
+    directory.mkdir(parents=True, exist_ok=True)
+    markdown_path = directory / "report.md"
+    html_path = directory / "report.html"
+    markdown_path.write_text(render_markdown(summary, lines, langfuse_url=langfuse_url), encoding="utf-8")
+    html_path.write_text(render_html(summary, lines, collector, langfuse_url=langfuse_url), encoding="utf-8")
+    return markdown_path, html_path
