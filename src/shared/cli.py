@@ -1,4 +1,4 @@
-"""The `evalmon` command (DESIGN.md section 7).
+"""The `evalmon` command (architecture.md section 7).
 
 Exit codes: 0 ok (also when nothing was new), 1 the run failed or partly failed, 2 usage or
 config error. `--json` prints only the RunSummary on stdout; logs and progress go to stderr.
@@ -6,14 +6,17 @@ config error. `--json` prints only the RunSummary on stdout; logs and progress g
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.errors import ConfigError, EvalmonError
@@ -46,18 +49,16 @@ T = TypeVar("T")
 def guarded(action: Callable[[], T]) -> T:
     """Run a command body: config errors exit 2 in one line, other failures exit 1.
 
-    Tracebacks only with --debug: users see what to fix, not our internals.
+    Tracebacks only with --debug, which adds detail and never changes the exit code: users see
+    what to fix, not our internals.
     """
     try:
         return action()
     except ConfigError as exc:
-        if _state["debug"]:
-            raise
-        err.print(f"[red]config error:[/red] {exc.one_line()}", highlight=False, soft_wrap=True)
+        report_config_error(exc)
         raise typer.Exit(2) from None
     except EvalmonError as exc:
-        if _state["debug"]:
-            raise
+        _traceback_if_debug()
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -67,10 +68,21 @@ def guarded(action: Callable[[], T]) -> T:
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
-        if _state["debug"]:
-            raise
-        err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+        _traceback_if_debug()
+        hint = "" if _state["debug"] else " (rerun with --debug for a traceback)"
+        err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}{hint}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """One line on stderr (after the traceback with --debug); call inside the `except`."""
+    _traceback_if_debug()
+    err.print(f"[red]config error:[/red] {exc.one_line()}", highlight=False, soft_wrap=True)
+
+
+def _traceback_if_debug() -> None:
+    if _state["debug"]:
+        traceback.print_exc(file=sys.stderr)
 
 
 @app.callback()
@@ -167,6 +179,8 @@ def print_summary(summary: Any) -> None:
         out.print(f"cost ${summary.cost_usd:.4f}")
     for error in summary.errors:
         out.print(f"[red]error:[/red] {error}", highlight=False)
+    for warning in summary.warnings:
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     out.print(f"results: {summary.results_dir}")
 
 
@@ -175,16 +189,15 @@ def validate(configs: Annotated[list[str], typer.Argument(help="Config files or 
     """Check configs without fetching anything: schema, plug-ins, metrics, extractor."""
     from shared.monitoring.monitor import OnlineMonitor
 
-    failed = 0
+    codes = [0]
     for name in configs:
         try:
-            monitor = OnlineMonitor.from_yaml(name)
-        except ConfigError as exc:
-            failed += 1
-            err.print(f"[red]config error:[/red] {exc.one_line()}", highlight=False, soft_wrap=True)
+            monitor = guarded(functools.partial(OnlineMonitor.from_yaml, name))
+        except typer.Exit as exc:  # reported in one line; go on with the next config
+            codes.append(exc.exit_code)
             continue
         out.print(f"ok  {monitor.name}  ({monitor.config_path}; {len(monitor.metrics)} metrics)", highlight=False)
-    raise typer.Exit(2 if failed else 0)
+    raise typer.Exit(max(codes))
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Monitor configuration: the YAML schema (pydantic models) and its loader.
 
 Loading is strict: unknown keys, unknown plug-ins, inline secrets and missing sampling sizes are
-config errors naming the file and the field path (DESIGN.md section 6), raised before any work.
+config errors naming the file and the field path (architecture.md section 6), raised before any work.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.evaluation.config import EvaluationConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+# Upper bounds keep every duration a datetime can hold (a window of 1e20 minutes would overflow).
+MAX_WINDOW_MINUTES = 1000 * 366 * 24 * 60  # 1000 years
+MAX_WAIT_S = 7 * 24 * 3600  # a week
+MAX_INTERVAL_MINUTES = 366 * 24 * 60  # a year
 
 
 class Strict(BaseModel):
@@ -27,8 +31,8 @@ class Strict(BaseModel):
 class WindowConfig(Strict):
     """`[now - lookback, now - settle]`, or explicit `since`/`until` (UTC, ISO 8601)."""
 
-    lookback_minutes: float = Field(default=70.0, gt=0)
-    settle_minutes: float = Field(default=10.0, ge=0)
+    lookback_minutes: float = Field(default=70.0, gt=0, le=MAX_WINDOW_MINUTES)
+    settle_minutes: float = Field(default=10.0, ge=0, le=MAX_WINDOW_MINUTES)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -77,8 +81,8 @@ class MetricSpec(Strict):
 class DedupConfig(Strict):
     store: Literal["csv", "postgres", "none"] = "csv"
     path: str = "data/scored_items.csv"
-    lock_timeout_s: float = Field(default=600.0, ge=0, description="wait this long for another run")
-    claim_ttl_s: float = Field(default=900.0, gt=0, description="lease of a worker's claims (postgres)")
+    lock_timeout_s: float = Field(default=600.0, ge=0, le=MAX_WAIT_S, description="wait this long for another run")
+    claim_ttl_s: float = Field(default=900.0, gt=0, le=MAX_WAIT_S, description="lease of a worker's claims (postgres)")
 
 
 class LocalPublishConfig(Strict):
@@ -123,9 +127,9 @@ class AlertsConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    interval_minutes: float | None = Field(default=None, gt=0)
+    interval_minutes: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_MINUTES)
     cron: str | None = None
-    misfire_grace_s: int = Field(default=1800, ge=1)
+    misfire_grace_s: int = Field(default=1800, ge=1, le=MAX_WAIT_S)
 
     @model_validator(mode="after")
     def _one(self) -> ScheduleConfig:
@@ -214,6 +218,11 @@ def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
     direct = Path(name_or_path)
     if direct.is_file():
         return direct
+    if direct.exists():
+        problem = "is a directory, not a config file" if direct.is_dir() else "is not a regular file"
+        raise ConfigError(problem, file=name_or_path)
+    if len(direct.parts) > 1:  # a path, not a bare name: never fall back to a bundled config of that name
+        raise ConfigError("no such file", file=name_or_path)
     stem = direct.name.removesuffix(".yaml").removesuffix(".yml")
     roots = [Path(__file__).resolve().parents[2] / "implementations"]
     if search_root is not None:
