@@ -86,9 +86,13 @@ def test_exact_match(actual: str, expected: str, params: dict[str, object], matc
     assert result.passed is match
 
 
-def test_exact_match_needs_both_fields() -> None:
+def test_exact_match_needs_a_reference_and_fails_an_empty_answer() -> None:
     assert score(make("exact_match"), actual_output="x").status is MetricStatus.SKIPPED
-    assert score(make("exact_match"), expected_output="x").status is MetricStatus.SKIPPED
+    for empty in (None, "", "   "):
+        result = score(make("exact_match"), actual_output=empty, expected_output="x")
+        assert result.status is MetricStatus.OK and result.score == 0.0 and result.passed is False
+        ratio = score(make("levenshtein_ratio"), actual_output=empty, expected_output="Paris")
+        assert ratio.status is MetricStatus.OK and ratio.score == 0.0 and ratio.passed is False
 
 
 @pytest.mark.parametrize(

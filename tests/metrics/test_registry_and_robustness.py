@@ -97,10 +97,71 @@ def test_no_metric_crashes_on_hostile_text(index: int) -> None:
         assert len(json.dumps(r.signals, default=str)) < 20_000
 
 
-def test_fully_empty_item_is_skipped_or_scored_never_an_error() -> None:
+# What each heuristic says about an item that holds nothing at all. None: skipped (the check
+# has no verdict without its input, e.g. no reference or no latency).
+EMPTY_ITEM_VERDICTS: dict[str, float | None] = {
+    "latency": None,
+    "length_constraint": 1.0,  # 0 chars is within max_chars
+    "non_empty": 0.0,
+    "json_valid": 0.0,
+    "regex_match": 0.0,
+    "contains": 0.0,
+    "exact_match": None,
+    "levenshtein_ratio": None,
+    "citation_validity": 1.0,  # when_no_citations: pass
+    "citation_coverage": None,
+    "grounding_overlap": None,
+    "pii_leakage": 0.0,
+    "prompt_injection_markers": 0.0,
+    "refusal": 0.0,
+}
+
+
+def test_fully_empty_item_is_scored_where_a_verdict_exists_never_an_error() -> None:
+    assert set(EMPTY_ITEM_VERDICTS) == set(HEURISTICS)
     metrics = [make(key, **params) for key, params in HEURISTICS.items()]
     by_key = {row.metric_key: row.result for row in run_rows([DatasetItem(id="empty")], metrics)}
-    assert by_key["non_empty"].score == 0.0  # the one metric that must fail an empty item
-    for key, r in by_key.items():
-        if key != "non_empty":
+    for key, expected in EMPTY_ITEM_VERDICTS.items():
+        r = by_key[key]
+        if expected is None:
             assert r.status is MetricStatus.SKIPPED, key
+        else:
+            assert (r.status, r.score) == (MetricStatus.OK, expected), key
+
+
+@pytest.mark.parametrize("empty", [None, "", "  \n\t ", "\u200b"])
+def test_an_empty_answer_is_scored_not_skipped(empty: str | None) -> None:
+    """An empty answer counts in pass rates: failing checks fail it, leak checks find nothing."""
+    metrics = [
+        make("citation_validity", when_no_citations="fail"),
+        make("citation_validity"),
+        make("pii_leakage"),
+        make("length_constraint", min_chars=1),
+        make("contains", keywords=["approve"]),
+        make("exact_match"),
+        make("refusal"),
+    ]
+    item = DatasetItem(id="e", actual_output=empty, expected_output="approve", retrieved_content=["doc one"])
+    got = [(row.metric_key, row.result.status, row.result.passed) for row in run_rows([item], metrics)]
+    ok = MetricStatus.OK
+    assert got == [
+        ("citation_validity", ok, False),  # cites nothing: fails when citing is required
+        ("citation_validity", ok, True),  # when_no_citations: pass
+        ("pii_leakage", ok, True),  # no leak in an empty answer
+        ("length_constraint", ok, False),
+        ("contains", ok, False),
+        ("exact_match", ok, False),
+        ("refusal", ok, True),
+    ]
+
+
+def test_empty_answers_lower_the_citation_pass_rate() -> None:
+    """3 empty answers of 10 with `when_no_citations: fail`: a 70% pass rate, not 100%."""
+    items = [
+        DatasetItem(id=str(i), actual_output="Covered [1]." if i < 7 else " ", retrieved_content=["doc"])
+        for i in range(10)
+    ]
+    rows = run_rows(items, [make("citation_validity", when_no_citations="fail")])
+    assert all(row.result.status is MetricStatus.OK for row in rows)
+    assert sum(bool(row.result.passed) for row in rows) == 7
+    assert [row.result.signals["empty"] for row in rows[7:]] == [True] * 3

@@ -68,7 +68,7 @@ def test_injection_in_output_and_fields_param() -> None:
     assert {m["field"] for m in both.signals["markers"]} == {"actual_output"}
     query_only = make("prompt_injection_markers", fields=["query"])
     assert score(query_only, query="hi", actual_output=output).score == 0.0
-    assert score(query_only, actual_output=output).status is MetricStatus.SKIPPED
+    assert score(query_only, actual_output=output).status is MetricStatus.SKIPPED  # no query to check
     # only an output present: still scanned
     assert score(make("prompt_injection_markers"), actual_output=output).score == 1.0
 

@@ -58,7 +58,7 @@ class Latency(BaseMetric):
 @metric(
     key="length_constraint",
     description="1.0 when the text length is within the configured char and/or word bounds, else 0.0.",
-    required_fields=("actual_output",),
+    required_fields=(),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -71,7 +71,8 @@ class LengthConstraint(FieldMetric):
     Bounds are inclusive: `min_chars` <= chars <= `max_chars` and `min_words` <= words <=
     `max_words`; an unset bound is open, and at least one must be set. Length is measured on
     `params.field` with leading/trailing whitespace removed: chars are Unicode code points,
-    words are whitespace-separated runs. The measured lengths are in `signals` (`chars`,
+    words are whitespace-separated runs. An empty or missing answer measures 0 chars and 0
+    words and is scored, not skipped. The measured lengths are in `signals` (`chars`,
     `words`), so analysts can histogram them.
     """
 
@@ -96,6 +97,8 @@ class LengthConstraint(FieldMetric):
     async def execute(self, item: DatasetItem) -> MetricResult:
         p = self.params
         text = self.text(item).strip()
+        if not strip_invisible(text).strip():  # only zero-width characters: an empty answer
+            text = ""
         signals: dict[str, int] = {"chars": len(text)}
         if p.min_words is not None or p.max_words is not None:
             signals["words"] = word_count(text)

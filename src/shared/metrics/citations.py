@@ -18,6 +18,7 @@ from shared.metrics._text import (
     compile_pattern,
     split_ids,
     split_sentences,
+    strip_invisible,
 )
 
 _BRACKETS_RE = re.compile(r"\[[^\[\]\n]{0,64}\]")
@@ -27,7 +28,7 @@ _MAX_LISTED = 20
 @metric(
     key="citation_validity",
     description="Share of distinct cited ids in actual_output that refer to a retrieved document.",
-    required_fields=("actual_output",),
+    required_fields=(),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -48,9 +49,15 @@ class CitationValidity(BaseMetric):
     `retrieved_content` entry with `doc_id_pattern`. A missing `retrieved_content` means no
     documents, so every citation dangles (score 0): that is the defect this metric exists for.
 
-    No citations at all: `when_no_citations: pass` (default) scores 1.0 (vacuously valid; pair
-    it with citation_coverage to catch uncited answers), `fail` scores 0.0, `skip` records the
-    item as skipped. Passes at >= threshold (default 1.0: every citation must be valid).
+    `when_no_citations` is the verdict on an answer that cites nothing, so the metric has no
+    citation to check: `pass` (default) scores 1.0 (nothing cited, nothing dangling: it
+    answers "are the citations that exist valid?"; pair it with citation_coverage to catch
+    uncited answers), `fail` scores 0.0 (for apps that must always cite: "does the answer
+    cite a real document?"), `skip` records the item as skipped (it then counts in neither
+    the pass rate nor alerts). An empty answer (missing, blank or whitespace-only) cites
+    nothing and gets the same verdict, with `signals.empty` true: it is scored, not skipped,
+    so a pass rate never leaves out the empty answers. Passes at >= threshold (default 1.0:
+    every citation must be valid).
     """
 
     class Params(MetricParams):
@@ -101,16 +108,20 @@ class CitationValidity(BaseMetric):
 
     async def execute(self, item: DatasetItem) -> MetricResult:
         p = self.params
+        answer = item.actual_output or ""
         cited: dict[str, str] = {}  # normalised id -> id as written, in order of first citation
-        for raw in citation_groups(self._citation_re, item.actual_output or ""):
+        for raw in citation_groups(self._citation_re, answer):
             for doc_id in split_ids(raw, expand_ranges=p.id_mode == "index"):
                 cited.setdefault(self._norm(doc_id), doc_id.strip())
         n_docs = len(item.retrieved_content or [])
         if not cited:
+            empty = not strip_invisible(answer).strip()
+            what = "empty answer, no citations" if empty else "no citations"
             if p.when_no_citations == "skip":
-                return MetricResult.skipped("no citations in actual_output")
+                return MetricResult.skipped(f"{what} (when_no_citations: skip)")
             score = 1.0 if p.when_no_citations == "pass" else 0.0
-            return self.result(score, "no citations", signals={"cited": 0, "invalid": [], "n_docs": n_docs})
+            signals = {"cited": 0, "invalid": [], "n_docs": n_docs, "empty": empty}
+            return self.result(score, f"{what} (when_no_citations: {p.when_no_citations})", signals=signals)
         if p.id_mode == "index":
             lo, hi = p.index_base, n_docs + p.index_base
             invalid = [c for c in cited if not (c.isascii() and c.isdigit() and len(c) <= 9 and lo <= int(c) < hi)]
@@ -148,8 +159,9 @@ class CitationCoverage(BaseMetric):
     `params.min_words` words (citations not counted) are not eligible: headings such as
     "Decision: refer" need no source. A sentence is cited when `params.pattern` (default:
     `[n]`, `[n, m]`, `[n-m]` or id-like `[doc-12]`) occurs in it. An answer with no eligible
-    sentence is recorded as skipped (non_empty / length_constraint judge that case). Passes at
-    >= threshold (default 0.8).
+    sentence (an empty answer included) is recorded as skipped: a share of no sentences has no
+    value (non_empty / length_constraint / citation_validity with `when_no_citations: fail`
+    judge that case). Passes at >= threshold (default 0.8).
     """
 
     class Params(MetricParams):

@@ -39,7 +39,7 @@ class NormalizeParams(MetricParams):
 @metric(
     key="exact_match",
     description="1.0 when actual_output equals expected_output after normalisation, else 0.0.",
-    required_fields=("actual_output", "expected_output"),
+    required_fields=("expected_output",),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -51,7 +51,9 @@ class ExactMatch(BaseMetric):
 
     Normalisation (both sides): NFKC, then optionally punctuation removal, whitespace
     stripped and collapsed, optionally casefolded (defaults: case-sensitive, whitespace
-    normalised, NFKC on, punctuation kept). Passes at 1.0.
+    normalised, NFKC on, punctuation kept). Passes at 1.0. An empty or missing answer is
+    compared as "" (so it fails against a non-empty reference); an item without
+    `expected_output` is skipped.
     """
 
     class Params(NormalizeParams):
@@ -128,7 +130,7 @@ def levenshtein_ratio(a: str, b: str) -> float:
 @metric(
     key="levenshtein_ratio",
     description="1 - edit distance / max length between actual_output and expected_output.",
-    required_fields=("actual_output", "expected_output"),
+    required_fields=("expected_output",),
     default_threshold=0.8,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -142,6 +144,8 @@ class LevenshteinRatio(BaseMetric):
     `exact_match` (default case-insensitive here). 1.0 means identical; passes at >= threshold
     (default 0.8). Texts longer than `params.max_chars` are compared on their first
     `max_chars` characters (`signals.truncated` is true) so a 1 MB answer costs milliseconds.
+    An empty or missing answer is compared as "" (score 0.0 against a non-empty reference); an
+    item without `expected_output` is skipped.
     """
 
     class Params(NormalizeParams):

@@ -25,7 +25,7 @@ def _reject_constant(name: str) -> NoReturn:
 @metric(
     key="json_valid",
     description="1.0 when the field parses as JSON (and matches params.json_schema when given), else 0.0.",
-    required_fields=("actual_output",),
+    required_fields=(),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -96,7 +96,7 @@ class JsonValid(FieldMetric):
 @metric(
     key="regex_match",
     description="1.0 when the field matches params.pattern (mode must_match) or does not (must_not_match).",
-    required_fields=("actual_output",),
+    required_fields=(),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
@@ -156,7 +156,7 @@ class RegexMatch(FieldMetric):
 @metric(
     key="contains",
     description="1.0 when the field contains any / all / none of params.keywords, else 0.0.",
-    required_fields=("actual_output",),
+    required_fields=(),
     default_threshold=1.0,
     score_range=(0.0, 1.0),
     kind="heuristic",
