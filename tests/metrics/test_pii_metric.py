@@ -122,3 +122,93 @@ def test_digit_prefilter_never_hides_a_detector_match() -> None:
                     found_any += 1
                     assert pii._DIGIT_RUN_RE.search(text), text
     assert found_any > 50
+
+
+# Phone numbers as people write them; several are not dialable (555 numbers, 0xx exchanges,
+# fictional ranges): a leaked number is a leak all the same.
+WRITTEN_PHONES = [
+    "555-013-2456",
+    "555.019.3302",
+    "555 013 2456",
+    "(555) 013-2456",
+    "(555)013-2456",
+    "1-800-555-0199",
+    "+1 (555) 013-2456",
+    "+1-555-013-2456",
+    "+1.555.013.2456",
+    "123-456-7890",
+    "+44 20 7946 0958",
+    "+44 (0)20 7946 0958",
+    "+14155552671",
+    "+33 1 42 68 53 00",
+    "+49 30 12345678",
+    "+91 98765 43210",
+    "+61 2 9374 4000",
+    "+81 3-1234-5678",
+    "+55 11 91234-5678",
+    "+86 138 0013 8000",
+    "020 7946 0958",
+    "07700 900123",
+    "06 12 34 56 78",
+    "01.42.68.53.00",
+]
+
+
+@pytest.mark.parametrize("phone", WRITTEN_PHONES)
+@pytest.mark.parametrize("template", ["Call {} today.", "phone: {}", "({})", "{}", "tel:{}, ext 12"])
+def test_phones_in_their_written_forms_are_leaks(phone: str, template: str) -> None:
+    hits = find_pii(template.format(phone))
+    assert [h.kind for h in hits] == ["phone"], (phone, template)
+    assert hits[0].masked == "***" + phone[-2:]
+
+
+# Numbers that are not phone numbers, in the shapes answers are full of.
+NOT_PHONES = [
+    "2024-01-15",
+    "01/15/2024",
+    "15.01.2024",
+    "2024.01.15",
+    "2024-01-15T10:30:00Z",
+    "2024-01-15 10:30:00.123456",
+    "2024-01-15 12:30:45",
+    "06/12/2024 14:00",
+    "$1,234.56",
+    "€1.234.567,89",
+    "USD 12 345 678",
+    "1 234 567 890",
+    "premium $12,345,678.90",
+    "ORD-2024-000123",
+    "order #ORD-555-013-2456",
+    "order 1234-5678-9012",
+    "Order 1234567890123",
+    "invoice 2024-000-1234",
+    "policy POL-123-456-7890",
+    "SKU 555-013-2456-A",
+    "ID 123-456-7890-12",
+    "#1234 567 8901",
+    "version 1.2.3",
+    "v10.15.7",
+    "3.12.1",
+    "build 2024.01.15.1234",
+    "1.555.013.2456.7",
+    "192.168.1.100",
+    "10.100.200.255",
+    "ISBN 978-3-16-148410-0",
+    "978-0-306-40615-7",
+    "1700000000.000100",
+    "40.7128, -74.0060",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "zip 94105-1234",
+    "pages 100-200",
+    "+5 points",
+    "+2024-01-15",
+    "temperature +20.5 C",
+    "scores 100, 200, 3000",
+    "12:30:45.1234567",
+    "IBAN DE89 3704 0044 0532 0130 00",
+]
+
+
+@pytest.mark.parametrize("text", NOT_PHONES)
+def test_dates_prices_ids_timestamps_and_versions_are_not_phones(text: str) -> None:
+    assert find_pii(f"Note: {text} end.") == []
