@@ -5,8 +5,9 @@ DATAFLOW (called by the monitor after publishing, never in dry runs):
     evaluate_alerts(config.alerts, result.summary(), result)
       per rule: the metric's mean / pass rate / error rate -> skip below `min_n` -> compare
       with `op threshold` -> Alert (with the worst items and links to their traces)
-    send_alerts(alerts, run, settings)
-      no alerts -> nothing; else one Block Kit message to `alerts.channel` (or SLACK_ALERT_CHANNEL)
+    deliver_alerts(alerts, run, settings) -> None, or the error line for the RunSummary
+      send_alerts: no alerts -> nothing; else one Block Kit message to `alerts.channel` (or
+      SLACK_ALERT_CHANNEL); a message that cannot be delivered fails the run (exit 1)
 
 `Alert.model_dump()` is what goes into the RunSummary `alerts` list.
 """
@@ -178,6 +179,30 @@ def item_url(row: ResultRow, template: str | None) -> str | None:
 
 
 # -- Slack ---------------------------------------------------------------------------------------
+
+
+async def deliver_alerts(
+    alerts: Sequence[Alert], run: RunContext, settings: Settings, slack: SlackService | None = None
+) -> str | None:
+    """Send the run's alerts; on failure, log and return one line for the RunSummary's `errors`.
+
+    An alert that fired and reached nobody must not look like a healthy run: the caller adds the
+    line to the errors, so the run ends failed with exit code 1. The scores stand either way.
+    """
+    try:
+        await send_alerts(alerts, run, settings, slack)
+    except Exception as exc:
+        rules = "; ".join(alert.describe() for alert in alerts)
+        line = f"{len(alerts)} alert(s) fired but were not delivered to Slack ({_reason(exc)}): {rules}"
+        log.error("%s", line)
+        return line
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def send_alerts(

@@ -157,7 +157,7 @@ class OnlineMonitor:
                     outcome = await publish_results(run, result, sinks)
                     if not dry_run:
                         counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
-                alerts = await self._alerts(run, result)
+                alerts = await self._alerts(run, result, errors)
             except ConfigError as exc:  # e.g. bad credentials found at preflight
                 raise exc.with_file(str(self.config_path)) if self.config_path else exc from None
             except EvalmonError as exc:
@@ -337,16 +337,16 @@ class OnlineMonitor:
         finally:
             reporter.done()
 
-    async def _alerts(self, run: RunContext, result: EvaluationResult) -> list[dict[str, Any]]:
+    async def _alerts(self, run: RunContext, result: EvaluationResult, errors: list[str]) -> list[dict[str, Any]]:
+        """Fired alerts for the summary; one that could not be delivered is a run error (exit 1)."""
         if not self.config.alerts.rules or not len(result):
             return []
         alerts_module = importlib.import_module("shared.monitoring.alerts")
         fired = alerts_module.evaluate_alerts(self.config.alerts, result.summary(), result)
         if fired and not run.dry_run:
-            try:
-                await alerts_module.send_alerts(fired, run, self.settings)
-            except Exception as exc:  # an alert that cannot be sent is reported, the scores stand
-                log.error("could not send alert: %s", exc)
+            undelivered = await alerts_module.deliver_alerts(fired, run, self.settings)
+            if undelivered:  # the scores stand; the run fails so that nobody mistakes it for a quiet one
+                errors.append(undelivered)
         return [a.model_dump(mode="json") for a in fired]
 
     async def _close(self, sinks: list[Sink]) -> None:
