@@ -24,6 +24,20 @@ import orjson
 
 from shared.evaluation.item import to_utc
 
+# Every observation type Langfuse writes (v4 added the agent-era types after SPAN/GENERATION/EVENT).
+OBSERVATION_TYPES = (
+    "SPAN",
+    "GENERATION",
+    "EVENT",
+    "AGENT",
+    "TOOL",
+    "CHAIN",
+    "RETRIEVER",
+    "EMBEDDING",
+    "GUARDRAIL",
+    "EVALUATOR",
+)
+
 
 @functools.lru_cache(maxsize=8192)
 def normalise_key(name: str) -> str:
@@ -158,6 +172,11 @@ class Observation(Record):
         return parse_time(self.get("endTime"))
 
     @property
+    def parent_id(self) -> str | None:
+        value = self.get("parentObservationId")
+        return str(value) if value not in (None, "") else None
+
+    @property
     def is_root(self) -> bool:
         flag = self.get("isRootObservation")
         if flag is not None:
@@ -210,6 +229,39 @@ class Step:
     def span(self) -> Observation | None:
         return self.of_type("SPAN")
 
+    # Langfuse v4 types, first-class like the two above (`trace.search.tool.output`).
+    @property
+    def event(self) -> Observation | None:
+        return self.of_type("EVENT")
+
+    @property
+    def agent(self) -> Observation | None:
+        return self.of_type("AGENT")
+
+    @property
+    def tool(self) -> Observation | None:
+        return self.of_type("TOOL")
+
+    @property
+    def chain(self) -> Observation | None:
+        return self.of_type("CHAIN")
+
+    @property
+    def retriever(self) -> Observation | None:
+        return self.of_type("RETRIEVER")
+
+    @property
+    def embedding(self) -> Observation | None:
+        return self.of_type("EMBEDDING")
+
+    @property
+    def guardrail(self) -> Observation | None:
+        return self.of_type("GUARDRAIL")
+
+    @property
+    def evaluator(self) -> Observation | None:
+        return self.of_type("EVALUATOR")
+
     @property
     def input(self) -> Any:
         return self.first.input if self.first else None
@@ -248,6 +300,7 @@ class Trace(Record):
         self.observations: list[Observation] = sorted(observations, key=_start_order)
         self.patterns = patterns
         self._steps: dict[str, Step] | None = None
+        self._ids: dict[str | None, Observation] | None = None
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -267,7 +320,8 @@ class Trace(Record):
         if not observations:
             raise ValueError("a trace needs at least one observation")
         root = next((o for o in observations if o.is_root), None)
-        base = root or observations[0]
+        # without a root (a partial export), the earliest observation stands in, whatever the row order
+        base = root or min(observations, key=_start_order)
         data: dict[str, Any] = {
             "id": base.trace_id,
             "name": base.get("traceName") or (root.name if root else None),
@@ -306,11 +360,46 @@ class Trace(Record):
 
     @property
     def timestamp(self) -> datetime | None:
-        return parse_time(self.get("timestamp")) or (self.observations[0].start_time if self.observations else None)
+        """The root observation's start (what the Langfuse source windows on), else the trace's own
+        `timestamp`, else the earliest observation's start: one trace, one timestamp, whatever the shape."""
+        root = self.root
+        found = root.start_time if root is not None else None
+        return (
+            found
+            or parse_time(self.get("timestamp"))
+            or (self.observations[0].start_time if self.observations else None)
+        )
 
     @property
     def root(self) -> Observation | None:
         return next((o for o in self.observations if o.is_root), None)
+
+    def of_type(self, type_: str) -> list[Observation]:
+        """Observations of one type (`RETRIEVER`, `TOOL`, ...; any case), in start order."""
+        wanted = type_.upper()
+        return [o for o in self.observations if o.type == wanted]
+
+    def parent(self, observation: Observation) -> Observation | None:
+        parent_id = observation.parent_id
+        return self._by_id().get(parent_id) if parent_id else None
+
+    def ancestors(self, observation: Observation) -> list[Observation]:
+        """Parent, grandparent, ... up to the root (a cycle in bad data ends the walk)."""
+        found: list[Observation] = []
+        seen = {observation.id}
+        current = self.parent(observation)
+        while current is not None and current.id not in seen:
+            found.append(current)
+            seen.add(current.id)
+            current = self.parent(current)
+        return found
+
+    def _by_id(self) -> dict[str | None, Observation]:
+        if self._ids is None:
+            self._ids = {}
+            for obs in self.observations:
+                self._ids.setdefault(obs.id, obs)  # a duplicated id keeps its first observation
+        return self._ids
 
     @property
     def target(self) -> Observation | None:
@@ -340,7 +429,7 @@ class Trace(Record):
         return None
 
     def observation(self, observation_id: str) -> Observation | None:
-        return next((o for o in self.observations if o.id == observation_id), None)
+        return self._by_id().get(observation_id)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -1,36 +1,108 @@
 """Extractors: `record -> DatasetItem`, pure functions named by dotted path in YAML.
 
-`extractor: default` uses the source's own default (Slack threads) or the field-path extractor
-below, which covers common chat and RAG trace shapes with no code: each DatasetItem field can be
-pointed at a path such as `recommendation.generation.output.rationale` in `extractor_fields`.
+`extractor: default` uses the source's own default (Slack threads) or `FieldPathExtractor`, which
+reads any traced app with no code (rules in `shared.monitoring.extraction.default`: the answer,
+the question and the retrieved documents, whatever framework wrote the trace). Any field can be
+pointed elsewhere in `extractor_fields`, by path or prompt section (`shared.monitoring.extraction.paths`).
+
+`extract_with_origins` tells where each field came from (for `evalmon inspect`); an extractor's
+`needs` says which observations it reads (so a source can skip fetching the others).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConfigError, InvalidRecordError
 from shared.evaluation.item import DatasetItem
-from shared.langfuse.trace import Observation, Record, Step, Trace, normalise_key, parse_time
+from shared.langfuse.trace import Trace, parse_time
+from shared.monitoring.extraction.default import read_trace
+from shared.monitoring.extraction.documents import documents_of, numbered
+from shared.monitoring.extraction.paths import FieldSpec, as_spec, get_path, resolve_spec, tolerant_get
+from shared.monitoring.extraction.text import as_text
 from shared.registry import import_dotted
 
+__all__ = [
+    "ITEM_FIELDS",
+    "Extractor",
+    "ExtractorNeeds",
+    "FieldPathExtractor",
+    "FieldSpec",
+    "as_text",
+    "build_item",
+    "extract_with_origins",
+    "get_path",
+    "needs_of",
+    "resolve_extractor",
+]
+
 Extractor = Callable[[Any], DatasetItem]
-
-TEXT_KEYS = ("content", "text", "answer", "output", "response", "completion", "query", "question", "input", "message")
 ITEM_FIELDS = set(DatasetItem.model_fields)
+# Item fields the default rules fill from a trace's observations (the others come from the root).
+RULE_FIELDS = ("query", "actual_output", "retrieved_content")
+# Where metric `field:` paths land in the item (item.metadata[FIELD_PATHS_KEY][path] = text).
+FIELD_PATHS_KEY = "field_paths"
+# The document numbers the model saw, when they are not simply 1..n (citation_validity reads them).
+NUMBERS_KEY = "retrieved_numbers"
+# First path parts that are the trace's (root observation's) own fields, not a step name.
+_TRACE_ATTRIBUTES = {
+    "id",
+    "name",
+    "input",
+    "output",
+    "metadata",
+    "timestamp",
+    "root",
+    "sessionid",
+    "userid",
+    "tags",
+    "environment",
+    "release",
+    "target",
+    "version",
+}
 
 
-def resolve_extractor(name: str, fields: Mapping[str, str], source_default: str | None) -> Extractor:
-    """The extractor a config names; unknown paths and fields are config errors."""
+@dataclass(frozen=True)
+class ExtractorNeeds:
+    """What an extractor reads from a trace. `root_only`: the root observation is enough. Otherwise
+    the observations named in `observation_names` or typed in `observation_types` (uppercase); both
+    empty means every observation."""
+
+    root_only: bool = False
+    observation_names: frozenset[str] = frozenset()
+    observation_types: frozenset[str] = frozenset()
+
+
+EVERY_OBSERVATION = ExtractorNeeds()
+
+
+def needs_of(extractor: Extractor) -> ExtractorNeeds:
+    """An extractor's declared needs; an extractor that declares none reads every observation."""
+    needs = getattr(extractor, "needs", None)
+    return needs if isinstance(needs, ExtractorNeeds) else EVERY_OBSERVATION
+
+
+def resolve_extractor(
+    name: str,
+    fields: Mapping[str, str | FieldSpec | Mapping[str, Any]],
+    source_default: str | None,
+    *,
+    field_paths: Iterable[str] = (),
+) -> Extractor:
+    """The extractor a config names; unknown paths and fields are config errors.
+
+    `field_paths`: paths named by metrics' `field:` params, extracted into each item as text.
+    """
     unknown = sorted(set(fields) - ITEM_FIELDS)
     if unknown:
         raise ConfigError(f"unknown item field '{unknown[0]}'", field="extractor_fields", choices=ITEM_FIELDS)
     if name == "default":
         if source_default and not fields:
             return _as_callable(import_dotted(source_default, field="extractor"), source_default)
-        return FieldPathExtractor(fields)
+        return FieldPathExtractor(fields, field_paths=field_paths)
     return _as_callable(import_dotted(name, field="extractor"), name)
 
 
@@ -40,118 +112,145 @@ def _as_callable(value: Any, name: str) -> Extractor:
     return value
 
 
-def get_path(record: Any, path: str) -> Any:
-    """Follow a dotted path through traces, steps, observations, mappings and lists; None if absent."""
-    value = record
-    for part in path.split("."):
-        if value is None:
-            return None
-        if isinstance(value, list | tuple):
-            value = value[int(part)] if part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value) else None
-        elif isinstance(value, Trace | Step | Observation | Record):
-            value = getattr(value, part)
-        elif isinstance(value, Mapping):
-            value = _tolerant_get(value, part)
-        else:
-            value = getattr(value, part, None)
-    return value
+def extract_with_origins(extractor: Extractor, record: Any) -> tuple[DatasetItem, dict[str, str]]:
+    """The item and, per filled field, where it came from (`GENERATION 'chat' (obs 1a2b).output`).
 
-
-def _tolerant_get(mapping: Mapping[str, Any], key: str) -> Any:
-    if key in mapping:
-        return mapping[key]
-    wanted = normalise_key(key)
-    return next((v for k, v in mapping.items() if normalise_key(str(k)) == wanted), None)
-
-
-def as_text(value: Any) -> str | None:
-    """Text a metric can read: strings as-is, common message shapes unwrapped, the rest as JSON."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        for key in TEXT_KEYS:
-            inner = _tolerant_get(value, key)
-            if isinstance(inner, str):
-                return inner
-        if "messages" in value and isinstance(value["messages"], list) and value["messages"]:
-            return as_text(value["messages"][-1])
-    if isinstance(value, list) and value and all(isinstance(m, Mapping) and "content" in m for m in value):
-        return as_text(value[-1])
-    return json.dumps(value, ensure_ascii=False, default=str)
+    Extractors other than the default give no origins (their code is the only record of that).
+    """
+    if isinstance(extractor, FieldPathExtractor):
+        return extractor.extract(record, want_origins=True)
+    return extractor(record), {}
 
 
 class FieldPathExtractor:
-    """Maps DatasetItem fields to paths; defaults fit a plain chat or RAG trace (or a table row)."""
+    """The default extractor: default rules for traces, overridden field by field by paths; for table
+    rows, columns named like item fields plus the configured paths."""
 
     TRACE_DEFAULTS: Mapping[str, str] = {
         "id": "id",
-        "query": "input",
-        "actual_output": "output",
-        "expected_output": "metadata.expected_output",
         "trace_id": "id",
         "session_id": "sessionId",
     }
 
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        self.fields = dict(fields)
+    def __init__(
+        self, fields: Mapping[str, str | FieldSpec | Mapping[str, Any]], *, field_paths: Iterable[str] = ()
+    ) -> None:
+        self.specs: dict[str, FieldSpec] = {name: as_spec(value) for name, value in fields.items()}
+        self.fields = {name: spec.path for name, spec in self.specs.items()}
+        self.field_paths = tuple(dict.fromkeys(p for p in field_paths if p))
+        self.needs = self._needs()
 
     def __call__(self, record: Any) -> DatasetItem:
+        item, _ = self.extract(record)
+        return item
+
+    def extract(self, record: Any, *, want_origins: bool = False) -> tuple[DatasetItem, dict[str, str]]:
         if isinstance(record, Trace):
-            return self._from_trace(record)
+            return self._from_trace(record, want_origins)
         if isinstance(record, Mapping):
-            return self._from_row(record)
+            return self._from_row(record, want_origins)
         raise InvalidRecordError(f"the default extractor cannot read a {type(record).__name__}")
 
-    TARGET_DEFAULTS: Mapping[str, str] = {
-        "query": "target.input",
-        "actual_output": "target.output",
-        "observation_id": "target.id",
-    }
-
-    def _from_trace(self, trace: Trace) -> DatasetItem:
-        # observation-level monitors: the source marks the observation to score (`trace.target`)
-        target_defaults = self.TARGET_DEFAULTS if trace.target is not None else {}
-        paths = {**self.TRACE_DEFAULTS, **target_defaults, **self.fields}
-        data: dict[str, Any] = {name: get_path(trace, path) for name, path in paths.items()}
-        if "retrieved_content" not in self.fields:
-            data["retrieved_content"] = _retrieved(trace)
-        if "source_timestamp" not in self.fields:
-            data["source_timestamp"] = trace.timestamp
-        if "latency" not in self.fields and trace.root is not None:
-            data["latency"] = trace.root.latency_s
-        data.setdefault("metadata", {})
+    # -- traces --------------------------------------------------------------------------
+    def _from_trace(self, trace: Trace, want_origins: bool) -> tuple[DatasetItem, dict[str, str]]:
+        data: dict[str, Any] = {name: get_path(trace, path) for name, path in self.TRACE_DEFAULTS.items()}
+        origins: dict[str, str] = {}
+        root = trace.root
+        if any(name not in self.specs for name in RULE_FIELDS):
+            reading = read_trace(trace, want_origins=want_origins)
+            origins.update(reading.origins or {})
+            data["query"] = reading.query
+            data["actual_output"] = reading.actual_output
+            data["retrieved_content"] = reading.retrieved
+            _set_numbers(data, reading.numbers or [])
+        if trace.target is not None:
+            data["observation_id"] = trace.target.id
+        expected_source = root.metadata if root is not None else trace.get("metadata")
+        data["expected_output"] = (
+            tolerant_get(expected_source, "expected_output") if isinstance(expected_source, Mapping) else None
+        )
+        data["source_timestamp"] = trace.timestamp
+        data["latency"] = root.latency_s if root is not None else None
+        for name, spec in self.specs.items():
+            data[name] = self._explicit(trace, name, spec, data)
+            if want_origins:
+                origins[name] = spec.describe()
+        given = data.get("metadata")
         data["metadata"] = {
-            **(data["metadata"] if isinstance(data["metadata"], dict) else {}),
+            **(given if isinstance(given, dict) else {}),
             "trace_name": trace.name,
             "tags": trace.get("tags") or [],
             "environment": trace.get("environment"),
             "user_id": trace.get("userId"),
         }
-        return build_item(data)
+        self._add_field_paths(trace, data)
+        item = build_item(data)
+        return item, ({k: v for k, v in origins.items() if item.has_field(k)} if want_origins else {})
 
-    def _from_row(self, row: Mapping[str, Any]) -> DatasetItem:
-        data: dict[str, Any] = {
-            name: _tolerant_get(row, name) for name in ITEM_FIELDS if _tolerant_get(row, name) is not None
-        }
-        for name, path in self.fields.items():
-            data[name] = get_path(row, path)
-        data.setdefault("source_timestamp", parse_time(_tolerant_get(row, "timestamp")))
-        return build_item(data)
+    def _explicit(self, record: Any, name: str, spec: FieldSpec, data: dict[str, Any]) -> Any:
+        """A configured field's value; configured documents bring their own numbering."""
+        value = resolve_spec(record, spec)
+        if name != "retrieved_content":
+            return value
+        texts, numbers = numbered(documents_of(value))
+        _set_numbers(data, numbers)
+        return texts or None
+
+    def _add_field_paths(self, record: Any, data: dict[str, Any]) -> None:
+        if not self.field_paths:
+            return
+        found = {path: as_text(get_path(record, path)) for path in self.field_paths}
+        data["metadata"][FIELD_PATHS_KEY] = found
+
+    # -- rows ----------------------------------------------------------------------------
+    def _from_row(self, row: Mapping[str, Any], want_origins: bool) -> tuple[DatasetItem, dict[str, str]]:
+        data: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for name in ITEM_FIELDS:
+            value = tolerant_get(row, name)
+            if value is not None:
+                data[name] = value
+                origins[name] = f"column {name}"
+        for name, spec in self.specs.items():
+            data[name] = (
+                self._explicit(row, name, spec, data) if name == "retrieved_content" else resolve_spec(row, spec)
+            )
+            origins[name] = spec.describe()
+        data.setdefault("source_timestamp", parse_time(tolerant_get(row, "timestamp")))
+        if self.field_paths:
+            data["metadata"] = dict(data["metadata"]) if isinstance(data.get("metadata"), dict) else {}
+            self._add_field_paths(row, data)
+        item = build_item(data)
+        return item, ({k: v for k, v in origins.items() if item.has_field(k)} if want_origins else {})
+
+    # -- needs ---------------------------------------------------------------------------
+    def _needs(self) -> ExtractorNeeds:
+        """Root only when every field is a path on the trace's own fields; else what the paths name."""
+        if any(name not in self.specs for name in RULE_FIELDS):
+            return EVERY_OBSERVATION
+        names: set[str] = set()
+        types: set[str] = set()
+        for path in [*self.fields.values(), *self.field_paths]:
+            head = path.split(".", 1)[0]
+            if head.lower().startswith("type:"):
+                types.add(head[5:].upper())
+            elif head.lower() not in _TRACE_ATTRIBUTES:
+                names.add(head)
+        return ExtractorNeeds(
+            root_only=not names and not types,
+            observation_names=frozenset(names),
+            observation_types=frozenset(types),
+        )
 
 
-def _retrieved(trace: Trace) -> list[str] | None:
-    docs: list[str] = []
-    for obs in trace.observations:
-        if obs.type == "RETRIEVER" or "retriev" in obs.name.lower():
-            output = obs.output
-            items = output.get("documents", output) if isinstance(output, Mapping) else output
-            for doc in items if isinstance(items, list) else [items]:
-                text = as_text(doc)
-                if text:
-                    docs.append(text)
-    return docs or None
+def _set_numbers(data: dict[str, Any], numbers: list[int]) -> None:
+    """Record document numbers when they are not simply 1..n (else positions say it all)."""
+    extra = data.get("additional_input")
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    extra.pop(NUMBERS_KEY, None)
+    if numbers and numbers != list(range(1, len(numbers) + 1)):
+        extra[NUMBERS_KEY] = numbers
+    data["additional_input"] = extra or None
 
 
 def build_item(data: Mapping[str, Any]) -> DatasetItem:
