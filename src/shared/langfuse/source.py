@@ -10,7 +10,7 @@ DATAFLOW (per page; requests grow with pages, never with traces; memory holds on
      (chunked so the URL stays short), every page of it
   3. group rows by traceId -> `Trace` (root observation carries the trace's I/O) -> yield
 
-Every call goes through the SDK (`api.observations.get_many`) in a worker thread, with retries
+Every call goes through the SDK's HTTP client (see `read_observations`) in a worker thread, with retries
 on 429/5xx/timeouts honouring Retry-After (`shared.langfuse.client.call_api`).
 """
 
@@ -19,8 +19,10 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import orjson
 from langfuse import Langfuse
 from langfuse.api.core import ApiError
 from pydantic import Field, field_validator
@@ -107,12 +109,51 @@ def trace_filters(params: LangfuseSourceParams) -> list[dict[str, Any]]:
     return conditions
 
 
-def rows_of(response: Any) -> list[dict[str, Any]]:
-    """ObservationV2 models -> camelCase dicts (the shape `Trace.from_observations` reads).
+OBSERVATIONS_PATH = "api/public/v2/observations"
 
-    `model_dump` + a cached key rename, not the SDK's `.dict()`: the latter re-walks type hints
-    for every row and costs ~2 ms per observation, which dominated bulk reads.
+
+@dataclass
+class ObservationPage:
+    """One page of v2 observations as plain camelCase dicts (the shape `Trace.from_observations` reads)."""
+
+    rows: list[dict[str, Any]]
+    cursor: str | None
+    response_bytes: int = 0
+
+
+def read_observations(client: Langfuse, query: dict[str, Any], request_options: Any = None) -> ObservationPage:
+    """One `GET /api/public/v2/observations` through the SDK's own HTTP client, parsed with orjson.
+
+    The SDK's typed call (`api.observations.get_many`) validates every row into a pydantic model,
+    walking type hints field by field: about 0.25 ms of CPU per observation, most of a run's
+    client CPU. The same request through the SDK's HTTP client (its auth, base URL, headers and
+    timeout) with the body parsed by orjson costs about 0.02 ms per observation. An SDK without
+    that client falls back to the typed call.
     """
+    http = getattr(getattr(client.api, "_client_wrapper", None), "httpx_client", None)
+    if http is None:
+        typed = client.api.observations.get_many(
+            fields=query.get("fields"),
+            expand_metadata=query.get("expandMetadata"),
+            limit=query.get("limit"),
+            cursor=query.get("cursor"),
+            filter=query.get("filter"),
+            request_options=request_options,
+        )
+        return ObservationPage(rows_of(typed), typed.meta.cursor)
+    response = http.request(OBSERVATIONS_PATH, method="GET", params=query, request_options=request_options)
+    if not 200 <= response.status_code < 300:
+        try:
+            body: Any = orjson.loads(response.content)
+        except ValueError:
+            body = response.text
+        raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=body)
+    page = orjson.loads(response.content)
+    return ObservationPage(page.get("data") or [], (page.get("meta") or {}).get("cursor"), len(response.content))
+
+
+def rows_of(response: Any) -> list[dict[str, Any]]:
+    """An SDK `ObservationsV2Response` -> camelCase dicts (for callers holding the typed response)."""
     return [{_camel(k): v for k, v in obs.model_dump(exclude_unset=True).items()} for obs in response.data]
 
 
@@ -135,15 +176,19 @@ class ObservationReader:
         self.params = params
         self.stats = stats or CallStats()
 
-    async def page(self, conditions: Sequence[dict[str, Any]], cursor: str | None, limit: int) -> Any:
+    async def page(self, conditions: Sequence[dict[str, Any]], cursor: str | None, limit: int) -> ObservationPage:
+        query = {
+            "fields": self.params.fields,
+            "expandMetadata": ",".join(self.params.expand_metadata) or None,
+            "limit": limit,
+            "cursor": cursor,
+            "filter": json.dumps(list(conditions)),
+        }
         try:
             return await call_api(
-                self.client.api.observations.get_many,
-                fields=self.params.fields,
-                expand_metadata=",".join(self.params.expand_metadata) or None,
-                limit=limit,
-                cursor=cursor,
-                filter=json.dumps(list(conditions)),
+                read_observations,
+                self.client,
+                query,
                 attempts=self.params.max_retries + 1,
                 initial_wait=self.params.retry_initial_s,
                 max_wait=self.params.retry_max_s,
@@ -169,9 +214,9 @@ class ObservationReader:
             conditions = [{"type": "stringOptions", "column": "traceId", "operator": "any of", "value": chunk}]
             cursor: str | None = None
             while True:
-                response = await self.page(conditions, cursor, 1000)
-                rows.extend(rows_of(response))
-                cursor = response.meta.cursor
+                page = await self.page(conditions, cursor, 1000)
+                rows.extend(page.rows)
+                cursor = page.cursor
                 if not cursor:
                     break
         return rows
@@ -225,10 +270,10 @@ class LangfuseDataSource(DataSource):
         yielded = 0
         pages = 0
         while True:
-            response = await reader.page(conditions, cursor, params.page_size)
+            page = await reader.page(conditions, cursor, params.page_size)
             pages += 1
-            cursor = response.meta.cursor
-            selected = rows_of(response)
+            cursor = page.cursor
+            selected = page.rows
             if params.max_traces is not None and yielded + len(selected) > params.max_traces:
                 selected = selected[: params.max_traces - yielded]
                 self.stats.more_available = True
