@@ -4,8 +4,10 @@ Langfuse calls `POST /webhooks/langfuse` when a prompt version is created, updat
 deleted. The body is a `prompt-version` event; the header `x-langfuse-signature: t=<unix>,v1=<hex>`
 carries HMAC-SHA256(key = the whole webhook secret, message = "<t>.<raw body>").
 
-DATAFLOW of one delivery (`_handle_delivery`):
+DATAFLOW of one delivery (`handle`):
     body (streamed, capped at max_body_bytes)          -> 413 if larger
+    ... read within body_timeout_s                      -> 408 if the client stalls (connection closed)
+    ... client gone before the end of the body          -> one log line, nothing done
     signature header -> HMAC, constant-time compare     -> 401 if missing / malformed / wrong
     timestamp within tolerance_s of now                 -> 401 if outside (replay protection)
     JSON -> PromptVersionEvent                          -> 400 if malformed
@@ -35,7 +37,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -44,6 +46,7 @@ from shared.langfuse.prompt import LangfusePromptManager, PromptChange
 from shared.langfuse.prompt_cache import PromptInvalidation, build_invalidation
 from shared.retry import async_retrying
 from shared.settings import Settings
+from shared.slack.mrkdwn import code, escape
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ SIGNATURE_HEADER = "x-langfuse-signature"
 WEBHOOK_PATH = "/webhooks/langfuse"
 HANDLED_ACTIONS = frozenset({"created", "updated", "deleted"})
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # prompt bodies are small; 1 MiB leaves room for long prompts
+DEFAULT_BODY_TIMEOUT_S = 10.0  # Langfuse sends a small body at once; a client this slow is stuck or hostile
 
 
 class SlackPoster(Protocol):
@@ -146,6 +150,8 @@ class WebhookStats:
     duplicates: int = 0
     rejected_signature: int = 0
     rejected_size: int = 0
+    rejected_timeout: int = 0
+    client_disconnects: int = 0
     rejected_payload: int = 0
     invalidation_errors: int = 0
     notify_sent: int = 0
@@ -203,16 +209,17 @@ class _Background:
 
 
 def _slack_text(event: PromptVersionEvent) -> tuple[str, list[dict[str, Any]]]:
+    """The Slack message of a prompt change. Every field is text someone typed in Langfuse: escaped,
+    so a prompt named `<!channel>` pings nobody; the prompt name is shown as code."""
     p = event.prompt
-    labels = ", ".join(p.labels) or "none"
-    text = f"Langfuse prompt `{p.name}` version {p.version} {event.action} (labels: {labels})"
+    labels = escape(", ".join(p.labels)) or "none"
+    text = f"Langfuse prompt {code(p.name)} version {p.version} {escape(event.action)} (labels: {labels})"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":memo: {text}"}},
     ]
     if p.commit_message:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"commit: {p.commit_message[:300]}"}]}
-        )
+        commit = escape(p.commit_message[:300])
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"commit: {commit}"}]})
     return text, blocks
 
 
@@ -236,6 +243,7 @@ def create_app(
     notify_url: str | None = None,
     tolerance_s: float = 300,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     invalidation: PromptInvalidation | None = None,
     slack_channel: str | None = None,
     retry_attempts: int = 5,
@@ -279,19 +287,39 @@ def create_app(
             client_holder["client"] = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         return client_holder["client"]
 
-    async def read_body(request: Request) -> bytes | None:
-        """The raw body, or None as soon as it exceeds the limit (never buffered beyond it)."""
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        """The raw body, or the refusal: too large (never buffered beyond the limit), too slow, client gone."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return None
+            return too_large()
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                return None
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        return too_large()
+                    chunks.append(chunk)
+        except TimeoutError:
+            stats.rejected_timeout += 1
+            log.warning(
+                "webhook: client sent %d of %s body bytes in %gs; answered 408", size, declared or "?", body_timeout_s
+            )
+            return JSONResponse(
+                {"error": f"body not received within {body_timeout_s:g}s"},
+                status_code=408,
+                headers={"connection": "close"},
+            )
+        except ClientDisconnect:
+            stats.client_disconnects += 1
+            log.warning("webhook: client disconnected after %d of %s body bytes; nothing done", size, declared or "?")
+            return JSONResponse({"error": "client disconnected"}, status_code=400)
         return b"".join(chunks)
+
+    def too_large() -> JSONResponse:
+        stats.rejected_size += 1
+        return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, status_code=413)
 
     async def notify(event: PromptVersionEvent, raw: bytes) -> None:
         """POST the event to the notify URL, re-signed with a fresh timestamp so the receiver can verify it."""
@@ -335,9 +363,8 @@ def create_app(
     async def handle(request: Request) -> JSONResponse:
         stats.received += 1
         raw = await read_body(request)
-        if raw is None:
-            stats.rejected_size += 1
-            return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, status_code=413)
+        if isinstance(raw, JSONResponse):
+            return raw
         try:
             verify_signature(request.headers.get(SIGNATURE_HEADER), raw, secret, tolerance_s=tolerance_s, now=clock())
         except SignatureError as exc:

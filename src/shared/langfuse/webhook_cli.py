@@ -16,6 +16,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 to accept outside connections)."),
     port: int = typer.Option(8787, help="TCP port."),
     tolerance_s: float = typer.Option(300.0, "--tolerance-s", help="Accepted clock skew of signed timestamps."),
+    body_timeout_s: float = typer.Option(
+        10.0, "--body-timeout-s", min=0.1, help="A client that has not sent its whole body by then gets a 408."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve POST /webhooks/langfuse and GET /healthz (needs LANGFUSE_WEBHOOK_SECRET)."""
@@ -29,7 +32,7 @@ def serve(
     settings = load_settings()
     try:
         manager = LangfusePromptManager(settings)
-        app = create_app(settings, prompt_manager=manager, tolerance_s=tolerance_s)
+        app = create_app(settings, prompt_manager=manager, tolerance_s=tolerance_s, body_timeout_s=body_timeout_s)
     except ConfigError as exc:
         typer.echo(f"error: {exc.one_line()}", err=True)
         raise typer.Exit(2) from None

@@ -31,6 +31,7 @@ from shared.monitoring.config import AlertRule, AlertsConfig
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.window import iso
 from shared.settings import Settings
+from shared.slack.mrkdwn import code, escape
 from shared.slack.service import SlackService
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,8 @@ def alert_message(alerts: Sequence[Alert], run: RunContext) -> tuple[str, list[d
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Monitor*\n{_esc(run.monitor)}"},
-                {"type": "mrkdwn", "text": f"*Window*\n{_esc(window)}"},
+                {"type": "mrkdwn", "text": f"*Monitor*\n{escape(run.monitor)}"},
+                {"type": "mrkdwn", "text": f"*Window*\n{escape(window)}"},
             ],
         },
     ]
@@ -251,20 +252,19 @@ def alert_message(alerts: Sequence[Alert], run: RunContext) -> tuple[str, list[d
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _alert_text(alert)}})
     if len(alerts) > MAX_ALERT_SECTIONS:
         blocks.append(_context(f"... and {len(alerts) - MAX_ALERT_SECTIONS} more (see the run summary)"))
-    blocks.append(_context(f"run `{_esc(run.run_id)}` · config {run.config_hash} · evalmon {run.evalmon_version}"))
+    blocks.append(_context(f"run {code(run.run_id)} · config {run.config_hash} · evalmon {run.evalmon_version}"))
     return text[:3000], blocks
 
 
 def _alert_text(alert: Alert) -> str:
     head = (
-        f"*{_esc(alert.metric)}* {alert.stat.replace('_', ' ')} is *{_num(alert.value)}*, "
+        f"*{escape(alert.metric)}* {alert.stat.replace('_', ' ')} is *{_num(alert.value)}*, "
         f"rule `{alert.op} {_num(alert.threshold)}` (n={alert.n})"
     )
     lines = [head]
     for item in alert.worst_items:
-        label = _esc(item.id)
-        link = f"<{item.url}|{label}>" if item.url else f"`{label}`"
-        detail = f"error: {_esc(item.error)}" if item.error else f"score {_num(item.score)}"
+        link = f"<{item.url}|{escape(item.id)}>" if item.url else code(item.id)
+        detail = f"error: {escape(item.error)}" if item.error else f"score {_num(item.score)}"
         lines.append(f"• {link} {detail}")
     out = "\n".join(lines)
     return out if len(out) <= SECTION_LIMIT else out[: SECTION_LIMIT - 1] + "…"
@@ -272,11 +272,6 @@ def _alert_text(alert: Alert) -> str:
 
 def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _esc(text: str) -> str:
-    """Slack mrkdwn escaping: only &, < and > are control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _num(value: float | None) -> str:
