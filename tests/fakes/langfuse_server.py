@@ -1,6 +1,6 @@
 """A loopback fake of Langfuse's public API, for tests and benchmarks, driven through the real SDK.
 
-It follows ../shared/reference/langfuse-openapi.yml for every route evalmon calls (a contract test
+It follows tests/contracts/langfuse-openapi.yml for every route evalmon calls (a contract test
 validates its responses against that spec) and keeps state the way the server does where it
 matters to us: scores are upserted by id, prompts are versioned with unique labels, dataset items
 are upserted by id.
@@ -10,7 +10,8 @@ Routes: health, projects (auth check), v2 observations (cursor, `fields` groups,
 counts), v3 scores (id/name/traceId/observationId filters, `fields`, cursor, limit <= 100),
 v2 prompts (list, get by version/label, create, update labels), v2 datasets, dataset items,
 dataset run items and runs, OTLP trace ingestion (`POST /api/public/otel/v1/traces`, protobuf or
-JSON, gzip) and experiment items derived from the ingested spans (`GET /api/public/experiment-items`).
+JSON, gzip; each span becomes an observation row the way Langfuse ingests it, see langfuse_otel.py)
+and experiment items derived from the ingested spans (`GET /api/public/experiment-items`).
 
 Fault injection (`faults`): a share of 5xx answers, a 429 with Retry-After every N requests,
 and "fail every score write after N stored scores". `requests` counts requests per route.
@@ -44,6 +45,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from .langfuse_otel import any_value, observation_rows
 
 PROJECT_ID = "proj-fake-evalmon"
 
@@ -107,13 +110,15 @@ class BadRequest(Exception):
 
 @dataclass
 class Faults:
-    """What the fake breaks on purpose. Applies to /api/public routes except health and projects."""
+    """What the fake breaks on purpose. Applies to /api/public routes except health and projects
+    (the connection check), unless `connection_check` says to break that one too."""
 
     error_rate: float = 0.0  # share of requests answered 503
     rate_limit_every: int = 0  # every Nth request answered 429 with Retry-After
     retry_after: str = "0"
     fail_writes_after: int | None = None  # POST scores answers 503 once this many scores are stored
     reject_score_names: set[str] = field(default_factory=set)  # 207: these scores are rejected
+    connection_check: bool = False  # also inject 5xx/429 into GET /api/public/projects
     seed: int = 7
 
 
@@ -206,6 +211,20 @@ class FakeLangfuse:
                 self.state.by_trace.setdefault(row["traceId"], []).append(row)
             self.state.observations.sort(key=lambda r: (r["startTime"], r["id"]), reverse=True)
 
+    def upsert_observations(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add or replace observation rows by (traceId, id), as re-exported spans replace earlier versions."""
+        with self._lock:
+            fresh = {(r["traceId"], r["id"]): _normalise_row(r) for r in rows}
+            if not fresh:
+                return
+            kept = [r for r in self.state.observations if (r["traceId"], r["id"]) not in fresh]
+            self.state.observations = sorted(
+                [*kept, *fresh.values()], key=lambda r: (r["startTime"], r["id"]), reverse=True
+            )
+            self.state.by_trace = {}
+            for row in reversed(self.state.observations):
+                self.state.by_trace.setdefault(row["traceId"], []).append(row)
+
     def seed_jsonl(self, path: Path) -> int:
         """Seed from a JSONL file of observation rows or of v3 traces with `observations`."""
         rows: list[dict[str, Any]] = []
@@ -267,10 +286,10 @@ class FakeLangfuse:
             self.requests[f"{request.method} {route}"] += 1
         if route != "/api/public/health" and not self._authorised(request):
             return self._answer(JSONResponse({"message": "Invalid credentials"}, status_code=401))
-        if route in ("/api/public/health", "/api/public/projects"):
-            return None
         with self._lock:
             faults = self.faults
+            if route == "/api/public/health" or (route == "/api/public/projects" and not faults.connection_check):
+                return None
             self._fault_counter += 1
             if faults.rate_limit_every and self._fault_counter % faults.rate_limit_every == 0:
                 return self._answer(
@@ -739,11 +758,12 @@ class FakeLangfuse:
             return self._bad(f"invalid OTLP payload: {exc}")
         with self._lock:
             for resource_spans in message.resource_spans:
-                resource = {a.key: _any_value(a.value) for a in resource_spans.resource.attributes}
+                resource = {a.key: any_value(a.value) for a in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
                         row = _span_row(span, resource)
                         self.state.spans[(row["traceId"], row["spanId"])] = row
+            self.upsert_observations(observation_rows(message, PROJECT_ID))
         return self._ok({})
 
     async def _experiment_items(self, request: Request) -> Response:
@@ -1170,16 +1190,6 @@ EXPERIMENT_ITEM_FIELDS: dict[str, tuple[str, ...]] = {
 ATTR = "langfuse."
 
 
-def _any_value(value: Any) -> Any:
-    """An OTLP AnyValue as a Python value."""
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_any_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind) if kind else None
-
-
 def _otlp_json_ids(body: Any) -> Any:
     """OTLP/JSON carries trace and span ids as hex; protobuf's JSON mapping expects base64."""
     for resource_spans in body.get("resourceSpans", []) if isinstance(body, dict) else []:
@@ -1192,7 +1202,7 @@ def _otlp_json_ids(body: Any) -> Any:
 
 
 def _span_row(span: Any, resource: Mapping[str, Any]) -> dict[str, Any]:
-    attributes = {a.key: _any_value(a.value) for a in span.attributes}
+    attributes = {a.key: any_value(a.value) for a in span.attributes}
     level = "ERROR" if span.status.code == 2 else str(attributes.get(f"{ATTR}observation.level") or "DEFAULT")
     return {
         "traceId": span.trace_id.hex(),

@@ -121,8 +121,8 @@ def test_check_tells_bad_credentials_from_unreachable_host(fake: FakeLangfuse) -
     with pytest.raises(ConfigError, match="rejected the credentials"):
         asyncio.run(make_source(wrong_key).check())
     nowhere = Settings(langfuse_base_url="http://127.0.0.1:9", langfuse_public_key="pk-lf-x", langfuse_secret_key="sk")
-    with pytest.raises(SourceError, match="unreachable"):
-        asyncio.run(make_source(nowhere).check())
+    with pytest.raises(SourceError, match="unreachable after 2 attempt"):
+        asyncio.run(make_source(nowhere, max_retries=1, retry_initial_s=0.01).check())
     missing = Settings(langfuse_base_url=fake.url, langfuse_public_key=None, langfuse_secret_key=None)
     with pytest.raises(ConfigError, match="credentials are missing"):
         asyncio.run(make_source(missing).check())

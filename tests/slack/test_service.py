@@ -113,3 +113,29 @@ def test_history_and_replies_follow_cursors(slack_server: SlackServer, slack_set
     assert texts == ["long"] + [f"r{i}" for i in range(7)]
     assert state.call_count("conversations.replies") == 3
     assert user_id == state.bot_user_id
+
+
+def test_check_rides_out_a_blip_and_tells_a_bad_token_from_an_outage(
+    slack_server: SlackServer, slack_settings: Settings
+) -> None:
+    state = slack_server.state
+    state.fail_next("auth.test", status=503, times=1)
+    state.fail_next("auth.test", status=429, retry_after=0, times=1)
+
+    async def check(settings: Settings, max_retries: int = 3) -> str:
+        async with SlackService(settings, max_retries=max_retries, retry_backoff_s=0.01) as slack:
+            return (await slack.check()).user_id
+
+    assert asyncio.run(check(slack_settings)) == state.bot_user_id
+    assert state.call_count("auth.test") == 3
+
+    bad = Settings(slack_bot_token="xoxb-revoked", slack_api_url=slack_server.url)
+    with pytest.raises(ConfigError, match="Slack rejected the bot token") as caught:
+        asyncio.run(check(bad))
+    assert "xoxb-revoked" not in str(caught.value)
+    assert state.call_count("auth.test") == 4  # a rejected token is not retried
+
+    state.fail_next("auth.test", status=500, times=10)
+    with pytest.raises(TransientError):
+        asyncio.run(check(slack_settings, max_retries=2))
+    assert state.call_count("auth.test") == 7  # bounded: 1 + 2 retries

@@ -114,7 +114,7 @@ def test_rate_limited_history_is_retried(slack_server: SlackServer, slack_settin
 def test_bad_token_and_unknown_channel_fail_the_source(slack_server: SlackServer, slack_settings: Settings) -> None:
     seed(slack_server.state)
     bad = Settings(slack_bot_token="xoxb-nope", slack_api_url=slack_server.url)
-    with pytest.raises(SourceError, match="invalid_auth"):
+    with pytest.raises(ConfigError, match="invalid_auth"):  # a config error: exit 2
         fetch(make_source(bad))
     with pytest.raises(SourceError, match="channel_not_found"):
         fetch(make_source(slack_settings, channels=["CMISSING"]))

@@ -70,10 +70,31 @@ def is_transient(exc: BaseException) -> bool:
     from psycopg import errors
     from psycopg_pool import PoolTimeout
 
-    return isinstance(
-        exc,
-        psycopg.OperationalError | PoolTimeout | errors.SerializationFailure | errors.DeadlockDetected,
-    ) and not isinstance(exc, errors.InsufficientPrivilege | errors.InvalidPassword)
+    return (
+        isinstance(
+            exc,
+            psycopg.OperationalError | PoolTimeout | errors.SerializationFailure | errors.DeadlockDetected,
+        )
+        and not isinstance(exc, errors.InsufficientPrivilege | errors.InvalidPassword)
+        and not is_credential_failure(exc)
+    )
+
+
+# libpq reports connection-time failures without a SQLSTATE; these say the URL's role, password or
+# database is wrong (a config error, exit 2), not that the server is down (retried, then exit 1).
+_CREDENTIAL_FAILURE = re.compile(
+    r'password authentication failed|role ".*" does not exist|database ".*" does not exist'
+    r"|no pg_hba\.conf entry|pg_hba\.conf rejects|no password supplied",
+)
+
+
+def is_credential_failure(exc: BaseException) -> bool:
+    """True when Postgres refused the connection because of what DATABASE_URL says."""
+    from psycopg import errors
+
+    if isinstance(exc, errors.InvalidPassword | errors.InvalidAuthorizationSpecification):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and bool(_CREDENTIAL_FAILURE.search(str(exc)))
 
 
 def _conninfo_kwargs() -> dict[str, object]:
@@ -106,7 +127,8 @@ def make_pool(settings: Settings, *, min_size: int = 1, max_size: int = 4) -> As
 async def open_pool(
     settings: Settings, *, min_size: int = 1, max_size: int = 4, attempts: int = 3
 ) -> AsyncConnectionPool:
-    """An open pool, or SinkError with the (redacted) reason the server cannot be reached.
+    """An open pool; SinkError with the (redacted) reason the server cannot be reached, or
+    ConfigError when it refuses the URL's credentials or database (not retried).
 
     One plain connection is tried first (with retries for transient failures) so an unreachable
     host fails within seconds with libpq's own reason, instead of the pool's generic timeout.
@@ -123,6 +145,11 @@ async def open_pool(
         pool = make_pool(settings, min_size=min_size, max_size=max_size)
         await pool.open(wait=True, timeout=30.0)
     except psycopg.Error as exc:
+        if is_credential_failure(exc):
+            raise ConfigError(
+                f"Postgres refused the connection ({describe_error(exc, settings)}): check DATABASE_URL",
+                field="DATABASE_URL",
+            ) from None
         raise SinkError(f"cannot reach Postgres: {describe_error(exc, settings)}") from None
     except Exception as exc:
         raise SinkError(f"cannot open a Postgres pool: {describe_error(exc, settings)}") from None

@@ -21,7 +21,7 @@ from langfuse import Langfuse
 from langfuse.api.core import ApiError
 
 from shared.errors import ConfigError, SourceError, TransientError
-from shared.retry import async_retrying
+from shared.retry import async_retrying, retrying
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -73,15 +73,21 @@ def _drop_stale_resources(public_key: str, secret: str, base_url: str) -> None:
     existing.shutdown()
 
 
-def check_connection(client: Langfuse) -> None:
-    """Fail before any work: ConfigError on rejected credentials, SourceError when unreachable.
+def check_connection(client: Langfuse, *, attempts: int = 5, initial_wait: float = 0.5, max_wait: float = 8.0) -> None:
+    """Fail before any work: ConfigError (exit 2) on rejected credentials, SourceError (exit 1) when
+    Langfuse stays unavailable.
 
-    Uses `GET /api/public/projects` (what `Langfuse.auth_check` calls), so a wrong key and a
-    wrong host are told apart in one line, without a traceback.
+    Uses `GET /api/public/projects` (what `Langfuse.auth_check` calls), through the same retry
+    policy as every other call: a 429, a 5xx, a timeout or a dropped connection is retried
+    (honouring Retry-After), so one blip does not fail an hourly run; 401/403 is never retried.
+    Synchronous (callers run it in a worker thread), hence tenacity's `Retrying`.
     """
     host = _host_of(client)
+    stats = CallStats()
     try:
-        projects = client.api.projects.get(request_options=NO_SDK_RETRIES)
+        projects = call_api_sync(
+            client.api.projects.get, attempts=attempts, initial_wait=initial_wait, max_wait=max_wait, stats=stats
+        )
     except ApiError as exc:
         if exc.status_code in (401, 403):
             raise ConfigError(
@@ -90,9 +96,15 @@ def check_connection(client: Langfuse) -> None:
                 field="LANGFUSE_SECRET_KEY",
             ) from None
         raise SourceError(f"Langfuse at {host} answered HTTP {exc.status_code} to the connection check") from None
-    except httpx.HTTPError as exc:
+    except TransientError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, httpx.TransportError) and not isinstance(cause, httpx.TimeoutException):
+            raise SourceError(
+                f"Langfuse at {host} is unreachable after {stats.requests} attempt(s) ({type(cause).__name__}): "
+                "check LANGFUSE_BASE_URL"
+            ) from None
         raise SourceError(
-            f"Langfuse at {host} is unreachable ({type(exc).__name__}): check LANGFUSE_BASE_URL"
+            f"Langfuse at {host} is unavailable after {stats.requests} attempt(s) ({exc}): try again later"
         ) from None
     if not projects.data:
         raise ConfigError(f"Langfuse at {host} knows no project for these keys", field="LANGFUSE_PUBLIC_KEY")
@@ -174,3 +186,30 @@ async def call_api(
                     raise
                 raise translated from exc
     raise AssertionError("unreachable: async_retrying re-raises")  # pragma: no cover
+
+
+def call_api_sync(
+    fn: Callable[..., T],
+    *args: Any,
+    attempts: int = 5,
+    initial_wait: float = 0.5,
+    max_wait: float = 30.0,
+    stats: CallStats | None = None,
+    **kwargs: Any,
+) -> T:
+    """`call_api` for code already running in a worker thread (the preflight): same policy, same errors."""
+    kwargs.setdefault("request_options", NO_SDK_RETRIES)
+    for attempt in retrying(attempts, initial=initial_wait, maximum=max_wait):
+        with attempt:
+            if stats is not None:
+                stats.requests += 1
+                if attempt.retry_state.attempt_number > 1:
+                    stats.retries += 1
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # translate, then let tenacity decide
+                translated = as_transient(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
+    raise AssertionError("unreachable: retrying re-raises")  # pragma: no cover

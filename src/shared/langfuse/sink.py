@@ -2,7 +2,7 @@
 
 DATAFLOW:
   result rows (status ok only) -> score body with a deterministic id (uuid5 of monitor,
-  source_key, item id, metric name; DESIGN.md section 3) -> POST /api/public/scores in JSON-list
+  source_key, item id, metric name; architecture.md section 3) -> POST /api/public/scores in JSON-list
   batches through the SDK's API client (`api.scores.create`), with retries on 429/5xx/timeouts
   -> confirmation -> SinkReport.stored = confirmed pairs only.
 
@@ -49,7 +49,7 @@ READ_BACK_PAGE = 100  # GET /api/public/v3/scores accepts at most 100 per page
 
 
 def score_id(monitor: str, source_key: str, item_id: str, metric_name: str) -> str:
-    """The deterministic Langfuse score id of one (item, metric) pair (DESIGN.md section 3)."""
+    """The deterministic Langfuse score id of one (item, metric) pair (architecture.md section 3)."""
     return str(uuid.uuid5(SCORE_NAMESPACE, "\x1f".join((monitor, source_key, item_id, metric_name))))
 
 
@@ -170,7 +170,13 @@ class LangfuseSink(Sink):
     async def check(self, run: RunContext) -> None:
         from shared.langfuse.client import check_connection
 
-        await asyncio.to_thread(check_connection, self.client)
+        await asyncio.to_thread(
+            check_connection,
+            self.client,
+            attempts=self.max_retries + 1,
+            initial_wait=self.retry_initial_s,
+            max_wait=self.retry_max_s,
+        )
 
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
         report = SinkReport(sink=self.name)

@@ -246,11 +246,17 @@ class LangfuseDataSource(DataSource):
         return self._client
 
     async def check(self) -> None:
-        """Bad credentials -> ConfigError, unreachable host -> SourceError, before any work."""
+        """Bad credentials -> ConfigError, unavailable after the source's retries -> SourceError, before any work."""
         import asyncio
 
-        client = self.client
-        await asyncio.to_thread(check_connection, client)
+        params = self.lf_params
+        await asyncio.to_thread(
+            check_connection,
+            self.client,
+            attempts=params.max_retries + 1,
+            initial_wait=params.retry_initial_s,
+            max_wait=params.retry_max_s,
+        )
         self.patterns()  # a bad dotted path is a config error now, not mid-run
 
     def patterns(self) -> Any:

@@ -1,11 +1,14 @@
 """`SlackService`: the one way evalmon talks to Slack (post and update messages, read threads).
 
-It wraps slack_sdk's `AsyncWebClient` with its own retry handlers, so that rate limits (HTTP 429,
-honouring `Retry-After`), 500/503 answers and dropped connections are retried by the SDK, and
-translates what is left into evalmon's error taxonomy (DESIGN.md section 6):
+It wraps slack_sdk's `AsyncWebClient` and retries through evalmon's one retry policy
+(`shared.retry`): rate limits (HTTP 429, honouring `Retry-After`), 5xx answers, timeouts and
+dropped connections are retried with backoff and jitter, a bounded number of times (the SDK's own
+retry handlers are switched off, so attempts are countable and the same everywhere). What is left
+is translated into evalmon's error taxonomy (architecture.md section 6):
 
 - still rate limited, 5xx, or unreachable after the retries -> `TransientError`
 - a Slack `{"ok": false, "error": ...}` answer (bad token, unknown channel) -> `SlackError`
+- `check()` (the preflight): a token Slack rejects -> `ConfigError` (exit 2)
 
 The base URL comes from `SLACK_API_URL` (tests point it at a loopback fake) and the token from
 `SLACK_BOT_TOKEN`; the token is never logged or put in an error message.
@@ -18,25 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.jitter import Jitter
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from shared.errors import ConfigError, EvalmonError, TransientError
+from shared.retry import async_retrying
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,25 +59,10 @@ class BotIdentity:
     name: str | None
 
 
-class ProportionalJitter(Jitter):
-    """Adds up to `scale` seconds (slack_sdk's RandomJitter always adds up to a whole second)."""
-
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
-
-    def recalculate(self, duration: float) -> float:
-        return duration + random.random() * self.scale
-
-
-def retry_handlers(max_retries: int, backoff_s: float = 0.5) -> list[AsyncRetryHandler]:
-    """slack_sdk's built-in handlers: connection errors and 500/503 (exponential backoff with
-    jitter), and 429 (waits the `Retry-After` seconds Slack sends)."""
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=backoff_s, jitter=ProportionalJitter(backoff_s))
-    return [
-        AsyncConnectionErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
-        AsyncServerErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
-    ]
+# `ok: false` errors that mean the token itself is wrong: a config error at the preflight.
+CREDENTIAL_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
+)
 
 
 class SlackService:
@@ -96,6 +76,7 @@ class SlackService:
         base_url: str | None = None,
         max_retries: int = 3,
         retry_backoff_s: float = 0.5,
+        retry_max_s: float = 30.0,
         timeout_s: int = 30,
     ) -> None:
         secret = token or (settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None)
@@ -106,6 +87,8 @@ class SlackService:
         self.base_url = base if base.endswith("/") else base + "/"
         self.max_retries = max_retries
         self.retry_backoff_s = retry_backoff_s
+        self.retry_max_s = retry_max_s
+        self.requests = 0  # HTTP attempts, retries included
         self.timeout_s = timeout_s
         self._clients: dict[asyncio.AbstractEventLoop, tuple[AsyncWebClient, aiohttp.ClientSession]] = {}
 
@@ -129,7 +112,7 @@ class SlackService:
                 base_url=self.base_url,
                 timeout=self.timeout_s,
                 session=session,
-                retry_handlers=retry_handlers(self.max_retries, self.retry_backoff_s),
+                retry_handlers=[],  # `call` retries, with the policy every other service uses
             )
             entry = (client, session)
             self._clients[loop] = entry
@@ -144,8 +127,17 @@ class SlackService:
             del self._clients[owner]
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """Call a Web API method by name, mapping failures onto evalmon errors."""
+        """Call a Web API method by name with retries, mapping failures onto evalmon errors."""
+        async for attempt in async_retrying(
+            self.max_retries + 1, initial=self.retry_backoff_s, maximum=self.retry_max_s
+        ):
+            with attempt:
+                return await self._call_once(method, kwargs)
+        raise AssertionError("unreachable: async_retrying re-raises")  # pragma: no cover
+
+    async def _call_once(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         client = self._client()
+        self.requests += 1
         # The SDK's typed method (`chat_postMessage`, ...) encodes arguments as Slack documents for
         # that method (JSON for writes, query string for reads); other methods go through api_call.
         typed = getattr(client, method.replace(".", "_"), None)
@@ -162,6 +154,21 @@ class SlackService:
         if not isinstance(data, dict):
             raise TransientError(f"Slack {method} returned no JSON body")
         return data
+
+    async def check(self) -> BotIdentity:
+        """The preflight: who the token belongs to (`auth.test`).
+
+        A token Slack rejects is a ConfigError (exit 2); an outage that outlasts the retries stays a
+        TransientError, for the caller to report as unavailable (exit 1).
+        """
+        try:
+            return await self.auth_test()
+        except SlackError as exc:
+            if exc.error in CREDENTIAL_ERRORS:
+                raise ConfigError(
+                    f"Slack rejected the bot token ({exc.error}): check SLACK_BOT_TOKEN", field="SLACK_BOT_TOKEN"
+                ) from None
+            raise
 
     # -- messages ---------------------------------------------------------------------------
     async def post_message(

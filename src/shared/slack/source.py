@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from shared.errors import EvalmonError, SourceError
+from shared.errors import ConfigError, EvalmonError, SourceError
 from shared.monitoring.sources.base import DataSource, Ordering, SourceParams
 from shared.monitoring.window import Window
 from shared.settings import Settings
@@ -108,7 +108,9 @@ class SlackDataSource(DataSource):
     async def _identity(self) -> set[str]:
         if self._assistant_ids is None:
             try:
-                me = await self.service.auth_test()
+                me = await self.service.check()
+            except ConfigError:  # a rejected token: exit 2, one line
+                raise
             except EvalmonError as exc:
                 raise SourceError(f"Slack auth.test failed: {exc}") from exc
             self.stats.requests += 1
