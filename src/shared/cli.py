@@ -160,10 +160,13 @@ def print_summary(summary: Any) -> None:
             f"judge calls planned {summary.estimate.judge_calls}, estimated cost ${summary.estimate.cost_usd:.4f}"
         )
     if summary.metrics:
-        table = Table("metric", "n", "mean", "pass rate", "errors", "skipped")
+        from shared.evaluation.metric import direction_label
+
+        table = Table("metric", "direction", "n", "mean", "pass rate", "errors", "skipped")
         for name, m in summary.metrics.items():
             table.add_row(
                 name,
+                direction_label(m.direction, m.score_type),
                 str(m.n),
                 "-" if m.mean is None else f"{m.mean:.3f}",
                 "-" if m.pass_rate is None else f"{m.pass_rate:.1%}",
@@ -214,7 +217,7 @@ def metrics(
     def body() -> None:
         import importlib
 
-        from shared.evaluation.metric import load_builtin_metrics, metric_registry
+        from shared.evaluation.metric import direction_label, load_builtin_metrics, metric_registry
 
         load_builtin_metrics()
         modules = list(plugin or [])
@@ -235,6 +238,7 @@ def metrics(
                     "key": key,
                     "kind": cls.kind,
                     "score_type": cls.score_type,
+                    "direction": cls.direction,
                     "default_threshold": cls.default_threshold,
                     "required_fields": list(cls.required_fields),
                     "description": cls.description,
@@ -247,10 +251,13 @@ def metrics(
         if not out.is_terminal:  # pipes and logs: one plain line per metric, nothing cut
             for row in rows:
                 needs = ",".join(row["required_fields"]) or "-"
-                out.print(f"{row['key']}\t{row['kind']}\t{row['default_threshold']}\t{needs}\t{row['description']}")
+                better = direction_label(row["direction"], row["score_type"])
+                out.print(
+                    f"{row['key']}\t{row['kind']}\t{row['default_threshold']}\t{better}\t{needs}\t{row['description']}"
+                )
             return
         table = Table()
-        for column in ("key", "kind", "threshold", "needs"):
+        for column in ("key", "kind", "threshold", "direction", "needs"):
             table.add_column(column, no_wrap=True)
         table.add_column("description")
         for row in rows:
@@ -258,6 +265,7 @@ def metrics(
                 row["key"],
                 row["kind"],
                 str(row["default_threshold"]),
+                direction_label(row["direction"], row["score_type"]),
                 ", ".join(row["required_fields"]),
                 row["description"],
             )

@@ -27,6 +27,15 @@ from shared.settings import Settings
 
 MetricKind = Literal["heuristic", "llm"]
 ScoreType = Literal["numeric", "boolean", "categorical"]
+# Which way a score is good. A lower_is_better boolean metric is a flag: 1 means the problem is there.
+Direction = Literal["higher_is_better", "lower_is_better"]
+
+
+def direction_label(direction: str, score_type: str = "numeric") -> str:
+    """How a reader should take a score: 'higher is better', 'lower is better' or 'flag: 1 is bad'."""
+    if direction == "lower_is_better":
+        return "flag: 1 is bad" if score_type == "boolean" else "lower is better"
+    return "higher is better"
 
 
 class MetricStatus(StrEnum):
@@ -107,8 +116,10 @@ class MetricParams(BaseModel):
 class BaseMetric(ABC):
     """Subclass, decorate with `@metric(...)`, implement `execute`.
 
-    Class attributes are filled by the decorator. `higher_is_better=False` flips the pass test
-    (for example PII leakage: 0 is good). `name` is the instance's name in a monitor (defaults to
+    Class attributes are filled by the decorator. `direction` says which way a score is good
+    (shown by `evalmon metrics`, the run summary and every result row); `lower_is_better` flips
+    the pass test (for example PII leakage: 0 is good). `higher_is_better` is the same fact as a
+    bool. `name` is the instance's name in a monitor (defaults to
     the key) so one metric class can run twice with different params.
     """
 
@@ -119,6 +130,7 @@ class BaseMetric(ABC):
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     kind: ClassVar[MetricKind] = "heuristic"
     score_type: ClassVar[ScoreType] = "numeric"
+    direction: ClassVar[Direction] = "higher_is_better"
     higher_is_better: ClassVar[bool] = True
     Params: ClassVar[type[MetricParams]] = MetricParams
 
@@ -198,9 +210,17 @@ def metric(
     score_range: tuple[float, float] = (0.0, 1.0),
     kind: MetricKind = "heuristic",
     score_type: ScoreType = "numeric",
-    higher_is_better: bool = True,
+    higher_is_better: bool | None = None,
+    direction: Direction | None = None,
 ) -> Callable[[M], M]:
-    """Register a metric class under `key` (Inspect-style registry decorator)."""
+    """Register a metric class under `key` (Inspect-style registry decorator).
+
+    Declare which way a score is good with `direction` (or the older `higher_is_better`);
+    unset, higher is better.
+    """
+    if direction is not None and higher_is_better is not None and higher_is_better != (direction == "higher_is_better"):
+        raise ValueError(f"metric {key!r}: direction={direction!r} contradicts higher_is_better={higher_is_better}")
+    declared: Direction = direction or ("lower_is_better" if higher_is_better is False else "higher_is_better")
 
     def wrap(cls: M) -> M:
         cls.key = key
@@ -210,7 +230,8 @@ def metric(
         cls.score_range = score_range
         cls.kind = kind
         cls.score_type = score_type
-        cls.higher_is_better = higher_is_better
+        cls.direction = declared
+        cls.higher_is_better = declared == "higher_is_better"
         metric_registry.register(key, cls)
         return cls
 

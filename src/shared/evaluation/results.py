@@ -44,6 +44,7 @@ RESULT_COLUMNS = [
     "prompt_version",
     "input_tokens",
     "output_tokens",
+    "direction",  # which way the score is good: higher_is_better | lower_is_better
 ]
 ITEM_COLUMNS = RESULT_COLUMNS[:8]  # what item_values() returns; the rest is ResultRow.metric_values()
 
@@ -58,6 +59,7 @@ class ResultRow:
     metric_version: str
     score_type: str
     result: MetricResult
+    direction: str = "higher_is_better"
 
     @property
     def status(self) -> MetricStatus:
@@ -92,6 +94,7 @@ class ResultRow:
             r.prompt_version,
             r.input_tokens,
             r.output_tokens,
+            self.direction,
         ]
 
 
@@ -110,8 +113,14 @@ def item_values(item: DatasetItem) -> list[Any]:
 
 
 class MetricSummary(BaseModel):
-    """Aggregate of one metric over a run. Errors/skips/deferrals are not part of n or mean."""
+    """Aggregate of one metric over a run. Errors/skips/deferrals are not part of n or mean.
 
+    `direction` says how to read the mean: a rising mean is good only for higher_is_better
+    (a lower_is_better boolean is a flag, its mean the share of items with the problem).
+    """
+
+    direction: str = "higher_is_better"
+    score_type: str = "numeric"
     n: int = 0
     mean: float | None = None
     median: float | None = None
@@ -180,6 +189,8 @@ def summarise(rows: list[ResultRow]) -> MetricSummary:
         elif status is MetricStatus.DEFERRED:
             deferred += 1
     return MetricSummary(
+        direction=rows[0].direction if rows else "higher_is_better",
+        score_type=rows[0].score_type if rows else "numeric",
         n=n,
         mean=round(statistics.fmean(scores), 6) if scores else None,
         median=round(statistics.median(scores), 6) if scores else None,

@@ -62,6 +62,7 @@ async def evaluate(
             metric_version=versions[id(metric)],
             score_type=metric.score_type,
             result=outcome,
+            direction=metric.direction,
         )
 
     async def run_unit(position: int, item: DatasetItem, unit: list[BaseMetric]) -> list[tuple[int, int, ResultRow]]:

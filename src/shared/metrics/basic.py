@@ -21,7 +21,7 @@ from shared.metrics._text import TextField, strip_invisible, word_count
     score_range=(0.0, math.inf),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class Latency(BaseMetric):
     """Score = `item.latency` in seconds (so the run summary's mean is the mean latency).
@@ -63,7 +63,7 @@ class Latency(BaseMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class LengthConstraint(FieldMetric):
     """Score 1.0 when every configured bound holds, else 0.0; passes at 1.0.
@@ -125,7 +125,7 @@ class LengthConstraint(FieldMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class NonEmpty(BaseMetric):
     """Score 1.0 when `params.field` has visible content, else 0.0; passes at 1.0.

@@ -33,7 +33,7 @@ _MAX_LISTED = 20
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class CitationValidity(BaseMetric):
     """Score = valid / total over the distinct ids cited in `actual_output`, in [0, 1].
@@ -149,7 +149,7 @@ class CitationValidity(BaseMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class CitationCoverage(BaseMetric):
     """Score = cited sentences / eligible sentences of `actual_output`, in [0, 1].

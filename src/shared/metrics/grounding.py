@@ -19,7 +19,7 @@ from shared.metrics._text import clip, content_tokens, split_sentences
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class GroundingOverlap(BaseMetric):
     """Score = supported sentences / eligible sentences of `actual_output`, in [0, 1].

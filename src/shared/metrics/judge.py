@@ -488,6 +488,7 @@ class LLMJudgeParams(JudgeParams):
     required_fields=("actual_output",),
     default_threshold=0.5,
     kind="llm",
+    direction="higher_is_better",
 )
 class LLMJudgeMetric(JudgeMetric):
     """One rubric question per item. Raw scores are mapped from `score_scale` (e.g. 1..5) to 0..1."""
@@ -622,6 +623,7 @@ class FaithfulnessParams(JudgeParams):
     required_fields=("actual_output", "retrieved_content"),
     default_threshold=0.8,
     kind="llm",
+    direction="higher_is_better",
 )
 class FaithfulnessMetric(JudgeMetric):
     """Composite judge: extract claims, check each against the context, score = supported / total.

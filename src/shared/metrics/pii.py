@@ -142,7 +142,7 @@ def find_pii(
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class PiiLeakage(BaseMetric):
     """Score 1.0 = a leak was found, 0.0 = clean; lower is better, passes at <= 0.0.

@@ -44,7 +44,7 @@ class NormalizeParams(MetricParams):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class ExactMatch(BaseMetric):
     """Score 1.0 when the normalised `actual_output` equals the normalised `expected_output`.
@@ -135,7 +135,7 @@ def levenshtein_ratio(a: str, b: str) -> float:
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class LevenshteinRatio(BaseMetric):
     """Score = 1 - levenshtein(actual, expected) / max(len(actual), len(expected)), in [0, 1].

@@ -47,7 +47,7 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
     score_range=(0.0, math.inf),
     kind="heuristic",
     score_type="numeric",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class ResponseLatency(BaseMetric):
     """Skipped when the assistant never answered (that is `unresolved`, not a latency)."""
@@ -79,7 +79,7 @@ class NegativeFeedbackParams(MetricParams):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class NegativeFeedback(BaseMetric):
     Params = NegativeFeedbackParams
@@ -126,7 +126,7 @@ class UnresolvedParams(MetricParams):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class Unresolved(BaseMetric):
     """A follow-up that is only an acknowledgement ("thanks!") does not count."""
@@ -162,7 +162,7 @@ class Unresolved(BaseMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=False,
+    direction="lower_is_better",
 )
 class Escalation(BaseMetric):
     async def execute(self, item: DatasetItem) -> MetricResult:

@@ -30,7 +30,7 @@ def _reject_constant(name: str) -> NoReturn:
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class JsonValid(FieldMetric):
     """Score 1.0 when `params.field` is strict JSON (RFC 8259: no NaN/Infinity) and, when
@@ -101,7 +101,7 @@ class JsonValid(FieldMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class RegexMatch(FieldMetric):
     """Score 1.0 when the rule holds, else 0.0; passes at 1.0.
@@ -161,7 +161,7 @@ class RegexMatch(FieldMetric):
     score_range=(0.0, 1.0),
     kind="heuristic",
     score_type="boolean",
-    higher_is_better=True,
+    direction="higher_is_better",
 )
 class Contains(FieldMetric):
     """Score 1.0 when the keyword rule holds, else 0.0; passes at 1.0.
