@@ -327,6 +327,26 @@ def schedule(
     raise typer.Exit(guarded(body))
 
 
+@app.command("cron-matrix")
+def cron_matrix(
+    configs: Annotated[
+        list[str] | None, typer.Argument(help="Only these configs (marked or not); default: every marked one.")
+    ] = None,
+) -> None:
+    """Print the monitors the GitHub Actions cron runs (`schedule.github_actions: true`) as one JSON line:
+    a list of {name, config, monitor, ledger}, the matrix of .github/workflows/monitoring.yml."""
+
+    def body() -> None:
+        from dataclasses import asdict
+
+        from shared.monitoring.cron_matrix import cron_entries
+
+        entries = cron_entries(configs or [])
+        sys.stdout.write(json.dumps([asdict(entry) for entry in entries], separators=(",", ":")) + "\n")
+
+    guarded(body)
+
+
 @app.command()
 def backfill(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],

@@ -81,15 +81,30 @@ def test_workflows_pin_actions_and_never_interpolate_into_shell() -> None:
                 assert "${{" not in step.get("run", ""), f"{name}: expression inside a shell script"
 
 
-def test_the_ledger_cache_is_restored_by_prefix_and_saved_under_a_unique_key() -> None:
+def test_each_config_restores_and_saves_its_own_ledger_under_a_unique_key() -> None:
     steps = {s.get("name"): s for s in monitor_steps()}
     restore, save = steps["Restore the dedup ledger"], steps["Save the dedup ledger"]
     assert restore["uses"].startswith("actions/cache/restore@") and save["uses"].startswith("actions/cache/save@")
-    assert restore["with"]["path"] == save["with"]["path"] == "data/scored_items.csv"
+    # the path comes from the config (via `evalmon cron-matrix`), never a hard-coded file
+    assert restore["with"]["path"] == save["with"]["path"] == "${{ matrix.ledger }}"
+    assert "matrix.ledger != ''" in restore["if"] and "matrix.ledger != ''" in save["if"]
     assert restore["with"]["key"] == save["with"]["key"]
+    assert "matrix.name" in save["with"]["key"]
     assert "github.run_id" in save["with"]["key"] and "github.run_attempt" in save["with"]["key"]
     prefix = restore["with"]["restore-keys"].strip()
-    assert save["with"]["key"].startswith(prefix)
+    assert save["with"]["key"].startswith(prefix) and "matrix.name" in prefix
     assert "always()" in save["if"], "a failed or partial run still saves what it recorded"
-    job = load("monitoring.yml")["jobs"]["monitor"]
-    assert "inputs.config" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
+    assert "scored_items" not in (WORKFLOWS / "monitoring.yml").read_text(encoding="utf-8")
+
+
+def test_one_job_and_one_concurrency_group_per_config() -> None:
+    jobs = load("monitoring.yml")["jobs"]
+    job = jobs["monitor"]
+    assert job["needs"] == "plan"
+    assert job["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert job["strategy"]["fail-fast"] is False, "one failing monitor must not cancel the others"
+    assert job["concurrency"]["group"] == "monitoring-${{ matrix.name }}"
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert job["env"]["CONFIG"] == "${{ matrix.config }}"
+    (plan_step,) = [s for s in jobs["plan"]["steps"] if s.get("id") == "matrix"]
+    assert "evalmon cron-matrix" in plan_step["run"]

@@ -127,9 +127,14 @@ class AlertsConfig(Strict):
 
 
 class ScheduleConfig(Strict):
+    """When `evalmon schedule` runs the monitor; `github_actions` also puts it in the hourly workflow."""
+
     interval_minutes: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_MINUTES)
     cron: str | None = None
     misfire_grace_s: int = Field(default=1800, ge=1, le=MAX_WAIT_S)
+    github_actions: bool = Field(
+        default=False, description="run by .github/workflows/monitoring.yml (`evalmon cron-matrix` lists these)"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ScheduleConfig:
@@ -224,14 +229,16 @@ def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
     if len(direct.parts) > 1:  # a path, not a bare name: never fall back to a bundled config of that name
         raise ConfigError("no such file", file=name_or_path)
     stem = direct.name.removesuffix(".yaml").removesuffix(".yml")
+    known = bundled_configs(search_root=search_root)
+    candidates = [path for path in known if path.stem == stem]
+    if candidates:
+        return candidates[0]
+    raise ConfigError(f"no config file '{name_or_path}'", choices={path.stem for path in known})
+
+
+def bundled_configs(*, search_root: Path | None = None) -> list[Path]:
+    """Every config a bare name can resolve to: src/implementations/*/config/*.yaml (and .yml), in search order."""
     roots = [Path(__file__).resolve().parents[2] / "implementations"]
     if search_root is not None:
         roots.insert(0, search_root / "src" / "implementations")
-    candidates: list[Path] = []
-    for root in roots:
-        for suffix in (".yaml", ".yml"):
-            candidates.extend(sorted(root.glob(f"*/config/{stem}{suffix}")))
-    if candidates:
-        return candidates[0]
-    known = sorted({p.stem for root in roots for p in root.glob("*/config/*.y*ml")})
-    raise ConfigError(f"no config file '{name_or_path}'", choices=known)
+    return [path for root in roots for suffix in (".yaml", ".yml") for path in sorted(root.glob(f"*/config/*{suffix}"))]
