@@ -23,6 +23,7 @@ from shared.evaluation.results import EvaluationResult
 from shared.evaluation.runner import PendingItem, evaluate
 from shared.monitoring.config import MonitorConfig
 from shared.monitoring.extractors import Extractor, resolve_extractor
+from shared.monitoring.guards import ExtractionGuard
 from shared.monitoring.ledger.base import NullStore, ScoredItemsStore
 from shared.monitoring.ledger.csv_store import CsvScoredItemsStore
 from shared.monitoring.loader import LoadedConfig, load_monitor_config
@@ -132,6 +133,7 @@ class OnlineMonitor:
           -> publish_results            local files, Postgres, Langfuse -> recordable pairs
           -> ledger.record              only pairs every required sink confirmed (not in dry runs)
           -> alerts                     rules over this run's metrics -> Slack
+          -> guards                     warnings when the extraction looks wrong (empty, status objects, ...)
           -> RunSummary                 returned and written to <results_dir>/summary.json
         """
         reporter = reporter or Reporter()
@@ -143,6 +145,7 @@ class OnlineMonitor:
         outcome = PublishOutcome()
         alerts: list[dict[str, Any]] = []
         estimate: Estimate | None = None
+        guard = ExtractionGuard(self.metrics)
         sinks = build_sinks(run)
         ledger = self._make_ledger(run)
         try:
@@ -152,8 +155,10 @@ class OnlineMonitor:
                 async with ledger:
                     await self._setup_metrics(run)  # first: a judge's version includes its resolved prompt version
                     candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
+                    guard.add_items(p.item for p in candidates)
                     estimate = await self._prepare_metrics(run, candidates)
                     result = await self._evaluate(candidates, reporter)
+                    guard.add_results(result)
                     outcome = await publish_results(run, result, sinks)
                     if not dry_run:
                         counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
@@ -167,6 +172,9 @@ class OnlineMonitor:
             summary = self._summarise(
                 run, counts, result, outcome, alerts, estimate, errors, time.monotonic() - started
             )
+            summary.warnings.extend(guard.warnings())
+            for warning in summary.warnings:
+                log.warning("%s", warning)
             write_summary(run.results_dir, summary.model_dump(mode="json"))
             await self._finish(run, sinks, summary)
             return summary

@@ -44,6 +44,8 @@ class RunSummary(BaseModel):
     duration_s: float = 0.0
     results_dir: str | None = None
     errors: list[str] = Field(default_factory=list)
+    # Signs the extraction is wrong (shared.monitoring.guards) and other notices; never change the status.
+    warnings: list[str] = Field(default_factory=list)
 
     def exit_code(self) -> int:
         """0 ok (also when nothing was new) and dry runs; 1 when the run failed or partly failed."""
