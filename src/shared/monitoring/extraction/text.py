@@ -173,10 +173,16 @@ def question_of(value: Any, depth: int = 0) -> Found | None:
     if is_message(value) or _is_kwargs_message(value):
         text = content_text(_message_content(value))
         return Found(text, "content") if text else None
-    for key in (*QUESTION_KEYS, "messages"):
+    for key in (*QUESTION_KEYS, "messages", "kwargs"):  # `kwargs`/`args`: what @observe records
         found = question_of(value.get(key), depth + 1)
         if found is not None and found.text:
             return found.under(key)
+    args = value.get("args")
+    if isinstance(args, list):
+        for index, arg in enumerate(args):
+            found = question_of(arg, depth + 1)
+            if found is not None and found.text:
+                return found.under(f"args.{index}")
     return None
 
 
