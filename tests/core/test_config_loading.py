@@ -198,3 +198,10 @@ def test_debug_adds_a_traceback_to_the_same_exit_code(command: str, binary_confi
     assert code == 2, output
     assert "Traceback" in output
     assert output.strip().splitlines()[-1].startswith(f"config error: {binary_config}: not a UTF-8 text file")
+
+
+def test_env_refs_inside_a_set_value(tmp_path: Path, traces_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALMON_T_SAMPLE", "7")
+    config = write_config(tmp_path, traces_file)
+    loaded = load_monitor_config(config, ["sampling={strategy: random, n: ${EVALMON_T_SAMPLE}}"]).config
+    assert loaded.sampling.strategy == "random" and loaded.sampling.n == 7

@@ -227,8 +227,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     path, sep, text = override.partition("=")
     if not sep or not path.strip():
         raise ConfigError(f"--set expects path=value, got '{override}'", field="--set")
+    masked, mask = mask_env_refs(text)  # `--set 'source.tags=[${TAG}]'` parses like the file does
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = mask.restore(yaml.safe_load(masked)) if text.strip() else ""
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError):  # not YAML (2026-13-45): the text itself
         value = text
     parts = path.strip().split(".")
