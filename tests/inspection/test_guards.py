@@ -257,3 +257,9 @@ def test_repeated_answers_are_found_past_the_exact_counting_capacity() -> None:
     top = counter.top()
     assert top is not None and top[0] == "the fixed answer"
     assert 200 - 300 / 9 <= top[1] <= 200 and not counter.exact
+
+
+def test_a_handful_of_items_is_too_few_to_warn_on_shares() -> None:
+    status = lambda i: '{"status": "completed", "steps": 4}' if i < 3 else ""  # noqa: E731
+    assert guard_over(metrics(*STANDARD), items(9, actual_output=status)) == []
+    assert len(guard_over(metrics(*STANDARD), items(10, actual_output=status))) == 2

@@ -6,7 +6,8 @@ nothing fails. These checks look at what was extracted and at how the metrics re
 so in the RunSummary's `warnings` (see docs/extraction.md, "Extraction guards"):
 
 - a field a configured metric reads is empty on more than 20% of items;
-- `actual_output` looks like a status object rather than text on more than 10% of items;
+- `actual_output` looks like a status object rather than text on more than 10% of items
+  (these two and the skipped-rows check need at least 10 items or rows);
 - the same `actual_output` on more than half of the items (at least 20 items);
 - a metric gave the same score to 50 or more items, unless every one of them passed with the
   best score of its range (a healthy app has no PII and no refusals);
@@ -31,6 +32,7 @@ from shared.evaluation.metric import BaseMetric, MetricStatus
 from shared.evaluation.results import EvaluationResult
 from shared.metrics._text import strip_invisible
 
+MIN_ITEMS = 10  # below this, shares are too noisy to warn on (a quiet hour of 3 items)
 EMPTY_SHARE = 0.20
 STATUS_SHARE = 0.10
 SAME_OUTPUT_SHARE = 0.50
@@ -285,11 +287,12 @@ class ExtractionGuard:
         """Item-level warnings, then metric-level ones; empty when the run looks healthy."""
         found: list[str] = []
         empty_fields: set[str] = set()
+        enough = self.items >= MIN_ITEMS
         for name, count in self.empty.items():
-            if self.items and count / self.items > EMPTY_SHARE:
+            if enough and count / self.items > EMPTY_SHARE:
                 empty_fields.add(name)
                 found.append(self._empty_warning(name, count))
-        if self.items and self.status_like / self.items > STATUS_SHARE:
+        if enough and self.status_like / self.items > STATUS_SHARE:
             found.append(
                 f"actual_output looks like a status object, not an answer, on {self.status_like} of {self.items} "
                 f"items ({self.status_like / self.items:.0%}), e.g. {self.status_example}: the answer is probably "
@@ -308,7 +311,7 @@ class ExtractionGuard:
                     f"{name} gave every one of {tally.scored} items the score {tally.first_score:g}: "
                     "a metric that never varies is probably not reading what you expect"
                 )
-            if tally.rows and tally.skipped_missing / tally.rows > SKIPPED_SHARE:
+            if tally.rows >= MIN_ITEMS and tally.skipped_missing / tally.rows > SKIPPED_SHARE:
                 if tally.missing_fields <= empty_fields:
                     continue  # already said in the empty-field warning, which names this metric
                 missing = ", ".join(sorted(tally.missing_fields))
