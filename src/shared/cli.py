@@ -188,8 +188,16 @@ def print_summary(summary: Any) -> None:
 
 
 @app.command()
-def validate(configs: Annotated[list[str], typer.Argument(help="Config files or bare names.")]) -> None:
-    """Check configs without fetching anything: schema, plug-ins, metrics, extractor."""
+def validate(
+    configs: Annotated[list[str], typer.Argument(help="Config files or bare names.")],
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Also extract a sample from the source and print extraction warnings.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Records read with --sample.")] = 50,
+    since: Annotated[str | None, typer.Option(help="With --sample: window start, ISO 8601.")] = None,
+    until: Annotated[str | None, typer.Option(help="With --sample: window end, ISO 8601.")] = None,
+) -> None:
+    """Check configs: schema, plug-ins, metrics, extractor; with --sample, the extraction on real records."""
     from shared.monitoring.monitor import OnlineMonitor
 
     codes = [0]
@@ -200,7 +208,105 @@ def validate(configs: Annotated[list[str], typer.Argument(help="Config files or 
             codes.append(exc.exit_code)
             continue
         out.print(f"ok  {monitor.name}  ({monitor.config_path}; {len(monitor.metrics)} metrics)", highlight=False)
+        if sample:
+            try:
+                guarded(functools.partial(print_sample_check, monitor, since, until, limit))
+            except typer.Exit as exc:
+                codes.append(exc.exit_code)
     raise typer.Exit(max(codes))
+
+
+def print_sample_check(monitor: Any, since: str | None, until: str | None, limit: int) -> None:
+    """`validate --sample`: how the extraction went on a sample, and its item-level warnings."""
+    from shared.monitoring.inspection import check_sample
+
+    check = check_sample(
+        monitor, since=parse_time_option(since, "--since"), until=parse_time_option(until, "--until"), limit=limit
+    )
+    window = f"{check.window['since']} .. {check.window['until']}" if check.window["applied"] else "the whole file"
+    out.print(
+        f"    sample of {window}: {check.records} record(s), {check.items} item(s) extracted, "
+        f"{len(check.failed)} failed, {len(check.invalid)} unreadable",
+        highlight=False,
+    )
+    for failure in check.failed[:5]:
+        out.print(f"    [red]extraction failed:[/red] {escape(failure)}", highlight=False)
+    for warning in check.warnings:
+        out.print(f"    [yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    if check.records and not check.warnings and not check.failed:
+        out.print("    no extraction warnings", highlight=False)
+
+
+@app.command()
+def inspect(
+    config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
+    since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end, ISO 8601.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Records to read.")] = 20,
+    propose: Annotated[
+        bool, typer.Option("--propose", help="Also propose extractor_fields for the answer, query and context.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the inspection as JSON on stdout.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: path=value.")] = None,
+) -> None:
+    """Show the trace shape and what the extractor reads from a sample, before trusting a score."""
+
+    def body() -> None:
+        from shared.monitoring.inspection import inspect_monitor, render
+        from shared.monitoring.monitor import OnlineMonitor
+
+        monitor = OnlineMonitor.from_yaml(config, overrides=set_ or [])
+        inspection = inspect_monitor(
+            monitor,
+            since=parse_time_option(since, "--since"),
+            until=parse_time_option(until, "--until"),
+            limit=limit,
+            propose=propose,
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(inspection.as_dict(), indent=2, default=str) + "\n")
+        else:
+            render(inspection, out)
+
+    guarded(body)
+
+
+@app.command()
+def init(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the starter config.")],
+    source: Annotated[str, typer.Option(help="Where the traces are: langfuse or file.")] = "langfuse",
+    trace_name: Annotated[str | None, typer.Option(help="Only traces with this name (required for langfuse).")] = None,
+    path: Annotated[str | None, typer.Option(help="The trace file (--source file).")] = None,
+    since: Annotated[str | None, typer.Option(help="Sample window start, ISO 8601.")] = None,
+    until: Annotated[str | None, typer.Option(help="Sample window end, ISO 8601.")] = None,
+    lookback_hours: Annotated[float, typer.Option(min=0.01, help="Without --since: sample this far back.")] = 24.0,
+    limit: Annotated[int, typer.Option(min=1, help="Traces to sample.")] = 20,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+) -> None:
+    """Write a commented starter config whose extractor_fields were found on sampled traces."""
+
+    def body() -> None:
+        from shared.monitoring.starter import init_config
+
+        result = init_config(
+            source_type=source,
+            out=out_file,
+            trace_name=trace_name,
+            path=path,
+            since=parse_time_option(since, "--since"),
+            until=parse_time_option(until, "--until"),
+            lookback_hours=lookback_hours,
+            limit=limit,
+            force=force,
+        )
+        out.print(f"wrote {result.path} from {result.sampled} sampled trace(s)", highlight=False)
+        for name, choice in result.proposal.fields.items():
+            out.print(f"  {name}: {choice.path}  ({escape(choice.note())})", highlight=False)
+        for name, why in result.proposal.missing.items():
+            out.print(f"  {name}: [yellow]not found[/yellow] ({escape(why)})", highlight=False)
+        out.print(f"next: evalmon inspect {result.path}", highlight=False)
+
+    guarded(body)
 
 
 @app.command()
