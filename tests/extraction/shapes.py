@@ -535,7 +535,7 @@ def athena_cases(n: int, seed: int) -> Iterator[Case]:
     for generated in generate_traces(n * 2, seed=seed, base_time=BASE_TIME, hours=20):
         if made >= n:
             return
-        if not generated.trace_id or not any(r["name"] == "recommendation" for r in generated.rows):
+        if not (generated.trace_id or "").strip() or not any(r["name"] == "recommendation" for r in generated.rows):
             continue
         rows = [dict(r) for r in generated.rows]
         root = next(r for r in rows if r["parentObservationId"] is None)

@@ -41,7 +41,8 @@ class CitationValidity(BaseMetric):
     A citation is a match of `params.pattern` (default: `[3]`, `[1, 2]`, `[2-4]`, or an id-like
     `[doc-12]` / `[UW-RULE-0917]` that contains a digit); its first non-empty group (or the whole
     match) holds one or more ids separated by `,` or `;`. With `id_mode: index` (default) ids
-    are positions in `retrieved_content`, 1-based unless `index_base: 0`, and `[2-4]` ranges
+    are positions in `retrieved_content`, 1-based unless `index_base: 0` (or, when the extractor kept
+    the documents' own numbers in `additional_input["retrieved_numbers"]`, those numbers), and `[2-4]` ranges
     expand; an id is valid when it is an integer naming an existing document, so an id-like
     citation such as `[UW-RULE-0917]` in an index-cited answer is invalid. With `id_mode: doc_id` ids are compared
     (case-insensitively unless `case_sensitive_ids`) with the document ids found in
@@ -124,7 +125,17 @@ class CitationValidity(BaseMetric):
             return self.result(score, f"{what} (when_no_citations: {p.when_no_citations})", signals=signals)
         if p.id_mode == "index":
             lo, hi = p.index_base, n_docs + p.index_base
-            invalid = [c for c in cited if not (c.isascii() and c.isdigit() and len(c) <= 9 and lo <= int(c) < hi)]
+            numbers = own_numbers(item, n_docs)
+            invalid = [
+                c
+                for c in cited
+                if not (
+                    c.isascii()
+                    and c.isdigit()
+                    and len(c) <= 9
+                    and (int(c) in numbers if numbers is not None else lo <= int(c) < hi)
+                )
+            ]
         else:
             known = self._known_ids(item)
             invalid = [c for c in cited if c not in known]
@@ -139,6 +150,15 @@ class CitationValidity(BaseMetric):
         if invalid:
             why += f"; dangling: {', '.join(clip(cited[c], 40) for c in invalid[:5])}"
         return self.result(valid / len(cited), why, signals=signals)
+
+
+def own_numbers(item: DatasetItem, n_docs: int) -> set[int] | None:
+    """The numbers the app showed its documents under (`[2]`, `[5]`), kept by the extractor in
+    `additional_input["retrieved_numbers"]` when they are not simply 1..n; None: positions count."""
+    numbers = item.additional_input.get("retrieved_numbers")
+    if isinstance(numbers, list) and len(numbers) == n_docs and all(type(n) is int for n in numbers):
+        return set(numbers)
+    return None
 
 
 @metric(
