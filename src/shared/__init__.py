@@ -1,4 +1,4 @@
-"""evalmon's platform: stable abstractions with no product knowledge (see DESIGN.md section 1)."""
+"""evalmon's platform: stable abstractions with no product knowledge (see architecture.md section 1)."""
 
 from importlib import metadata
 

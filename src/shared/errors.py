@@ -1,4 +1,4 @@
-"""The error taxonomy of DESIGN.md section 6.
+"""The error taxonomy of architecture.md section 6.
 
 Each class says what the caller should do: config errors stop before any work (exit 2), invalid
 records are counted and skipped, transient errors are retried, metric errors become error rows, and

@@ -1,6 +1,6 @@
 """A loopback fake of Langfuse's prompt API and its prompt-version webhooks (tests only).
 
-Follows shared/reference/langfuse-openapi.yml:
+Follows tests/contracts/langfuse-openapi.yml:
   GET   /api/public/v2/prompts/{promptName}?version=&label=   -> Prompt (404 if none)
   POST  /api/public/v2/prompts                                -> Prompt (a new version)
   PATCH /api/public/v2/prompts/{name}/versions/{version}      -> Prompt ({"newLabels": [...]})

@@ -1,6 +1,6 @@
 """`evalmon db migrate|status`: apply and inspect the versioned schema migrations.
 
-Exit codes follow DESIGN.md section 7: 0 ok, 1 the database failed (unreachable, a migration
+Exit codes follow architecture.md section 7: 0 ok, 1 the database failed (unreachable, a migration
 failed: nothing was applied), 2 usage or configuration (DATABASE_URL missing, bad schema name).
 Messages never contain the URL. psycopg is imported inside the commands, so registering this
 app costs the rest of the CLI nothing.

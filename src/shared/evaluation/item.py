@@ -35,7 +35,7 @@ class ToolCall(BaseModel):
 
 
 class DatasetItem(BaseModel):
-    """An item to score. `id` is the source's own stable id (DESIGN.md section 3); never empty."""
+    """An item to score. `id` is the source's own stable id (architecture.md section 3); never empty."""
 
     model_config = ConfigDict(extra="forbid")
 

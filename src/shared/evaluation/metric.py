@@ -152,7 +152,7 @@ class BaseMetric(ABC):
 
     @property
     def version(self) -> str:
-        """Short hash of key, params, threshold and provenance (DESIGN.md section 3)."""
+        """Short hash of key, params, threshold and provenance (architecture.md section 3)."""
         blob = json.dumps(
             {
                 "key": self.key,

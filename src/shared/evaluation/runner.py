@@ -1,6 +1,6 @@
 """The runner: every (item, metric) pair, at bounded concurrency, with timeouts and retries.
 
-One failing pair never stops the rest: a failure becomes an error row (DESIGN.md section 6).
+One failing pair never stops the rest: a failure becomes an error row (architecture.md section 6).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ DATAFLOW
       -> StatusFile                                  per monitor: last start/finish/status/exit
                                                      code/error, next run; replaced atomically
 
-Why abandoning a running monitor on SIGTERM is safe: the ledger (DESIGN.md section 3) is written
+Why abandoning a running monitor on SIGTERM is safe: the ledger (architecture.md section 3) is written
 last and only for items every required sink accepted, and sinks upsert on natural keys. A monitor
 killed mid-run therefore leaves its unrecorded items for the next run, which redoes them and
 overwrites rather than duplicates. So on a stop signal the scheduler gives running monitors a short

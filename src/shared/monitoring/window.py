@@ -1,4 +1,4 @@
-"""Time windows (DESIGN.md section 4): `[now - lookback, now - settle]` or explicit since/until."""
+"""Time windows (architecture.md section 4): `[now - lookback, now - settle]` or explicit since/until."""
 
 from __future__ import annotations
 

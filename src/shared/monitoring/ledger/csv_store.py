@@ -1,4 +1,4 @@
-"""The CSV ledger: append-only dedup state for one machine (DESIGN.md section 3).
+"""The CSV ledger: append-only dedup state for one machine (architecture.md section 3).
 
 Concurrency: a run holds an exclusive per-monitor lock file for its whole length, so two runs of
 one monitor never interleave; a second run WAITS up to `dedup.lock_timeout_s` (default 600 s) and

@@ -1,7 +1,7 @@
 """The sink plug-in point: `publish(run, results) -> SinkReport`, idempotent.
 
 A sink reports, per (item id, metric name), what it durably stored. The ledger records only pairs
-that every required sink stored (DESIGN.md section 3), so a sink must never claim a pair it did
+that every required sink stored (architecture.md section 3), so a sink must never claim a pair it did
 not confirm.
 """
 
