@@ -149,8 +149,9 @@ def print_summary(summary: Any) -> None:
     else:
         out.print("window: all records of the file (file sources filter only with --since/--until)")
     out.print(
-        f"fetched {c.fetched}  invalid {c.invalid}  already scored {c.duplicates}  sampled {c.sampled}  "
-        f"evaluated {c.evaluated}  metric errors {c.metric_errors}  recorded {c.recorded}"
+        f"fetched {c.fetched}  invalid {c.invalid}  already scored {c.duplicates}  "
+        + (f"claimed by another worker {c.claimed_elsewhere}  " if c.claimed_elsewhere else "")
+        + f"sampled {c.sampled}  evaluated {c.evaluated}  metric errors {c.metric_errors}  recorded {c.recorded}"
         + (f"  published postgres {c.published_postgres}" if c.published_postgres else "")
         + (f"  published langfuse {c.published_langfuse}" if c.published_langfuse else "")
         + ("  (more available: raise --limit)" if c.more_available else "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -154,33 +156,108 @@ def test_claims_are_exclusive_across_concurrent_workers(migrated: Settings) -> N
     assert _pending(_store(migrated), items, V1) == {}
 
 
-def test_live_claims_exclude_and_expired_claims_are_taken_over(migrated: Settings) -> None:
+def test_a_live_workers_claims_exclude_and_are_counted_as_claimed_elsewhere(migrated: Settings) -> None:
     items = [item(f"i{n}") for n in range(10)]
 
     async def go() -> None:
-        crashed = _store(migrated, ttl=0.6)
-        # No open(): no heartbeat, like a worker that died right after claiming.
-        got = await crashed.filter_unscored(items, V1)
-        assert len(got) == 10
-
-        live = _store(migrated, ttl=0.6)
+        live = _store(migrated, ttl=0.5)
         await live.open("live")
-        assert await live.filter_unscored(items[:5], V1) == []  # the dead worker's leases still run
+        assert len(await live.filter_unscored(items, V1)) == 10
 
-        other = _store(migrated, ttl=0.6)
+        other = _store(migrated, ttl=0.5)
         await other.open("other")
-        await asyncio.sleep(0.8)
-        taken = await live.filter_unscored(items[:5], V1)  # expired: taken over
-        assert [p.item.id for p in taken] == [i.id for i in items[:5]]
-        await asyncio.sleep(1.0)  # longer than the ttl: live's heartbeat keeps its leases
-        assert [p.item.id for p in await other.filter_unscored(items, V1)] == [i.id for i in items[5:]]
+        await asyncio.sleep(1.2)  # more than two lease lengths: the heartbeat keeps live's claims
+        assert await other.filter_unscored(items[:5], V1) == []
+        assert other.claimed_elsewhere == 5  # not "already scored": nothing is recorded
+        await live.record(_entries("live", ["i5"], V1))
         await live.close()  # unrecorded claims go back at once
-        assert [p.item.id for p in await other.filter_unscored(items, V1)] == [i.id for i in items]
+        got = await other.filter_unscored(items, V1)
+        assert [p.item.id for p in got] == [i.id for i in items if i.id != "i5"]
+        assert other.claimed_elsewhere == 5
         await other.close()
-        if crashed._pool is not None:
-            await crashed._pool.close()
 
     asyncio.run(go())
+
+
+_CLAIM_AND_HANG = """
+import asyncio, sys
+from pydantic import SecretStr
+from shared.database.ledger import PostgresScoredItemsStore
+from shared.evaluation.item import DatasetItem
+from shared.settings import Settings
+
+async def main():
+    settings = Settings(database_url=SecretStr(sys.argv[1]), evalmon_db_schema=sys.argv[2])
+    store = PostgresScoredItemsStore("mon", "src", settings=settings, claim_ttl_s=600)
+    await store.open("doomed")
+    got = await store.filter_unscored([DatasetItem(id=f"i{n}") for n in range(10)], {"m1": "v1", "m2": "v1"})
+    print(len(got), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_claims_of_a_killed_process_are_free_for_the_next_run_at_once(migrated: Settings) -> None:
+    """SIGKILL mid-run: with a 10-minute lease, the next run still takes every item right away."""
+    assert migrated.database_url is not None
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", _CLAIM_AND_HANG, migrated.database_url.get_secret_value(), migrated.evalmon_db_schema],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert doomed.stdout is not None and doomed.stdout.readline().strip() == "10"
+    finally:
+        doomed.kill()
+        doomed.wait(10)
+
+    async def go() -> tuple[list[str], int]:
+        store = _store(migrated, ttl=600)
+        await store.open("next")
+        got = await store.filter_unscored([item(f"i{n}") for n in range(10)], V1)
+        await store.close()
+        return [p.item.id for p in got], store.claimed_elsewhere
+
+    taken, elsewhere = asyncio.run(go())
+    assert taken == [f"i{n}" for n in range(10)] and elsewhere == 0
+    assert _count(migrated, "run_leases") == 0 and _count(migrated, "item_claims") == 0
+
+
+def test_claims_of_a_run_on_another_machine_are_taken_over_when_its_lease_expires(migrated: Settings) -> None:
+    """No process table to look at: only the lease's expiry frees the claims."""
+    assert migrated.database_url is not None
+    with psycopg.connect(migrated.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{migrated.evalmon_db_schema}"')
+        conn.execute(
+            "INSERT INTO run_leases (run_id, monitor, source_key, host, pid, process_ns, process_start, expires_at) "
+            "VALUES ('remote', 'mon', 'src', 'elsewhere', 1, 'another-boot/pid:[1]', 1, now() + interval '1 second')"
+        )
+        conn.execute(
+            "INSERT INTO item_claims (monitor, source_key, item_id, run_id) "
+            "SELECT 'mon', 'src', 'i' || n, 'remote' FROM generate_series(0, 4) n"
+        )
+    items = [item(f"i{n}") for n in range(5)]
+
+    async def go() -> tuple[list[str], list[str], int]:
+        store = _store(migrated)
+        await store.open("local")
+        early = [p.item.id for p in await store.filter_unscored(items, V1)]
+        await asyncio.sleep(1.2)
+        late = [p.item.id for p in await store.filter_unscored(items, V1)]
+        await store.close()
+        return early, late, store.claimed_elsewhere
+
+    early, late, elsewhere = asyncio.run(go())
+    assert early == [] and late == [i.id for i in items] and elsewhere == 5
+
+
+def _count(settings: Settings, table: str) -> int:
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{settings.evalmon_db_schema}".{table}').fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_release_gives_items_back_and_record_drops_claims(migrated: Settings) -> None:

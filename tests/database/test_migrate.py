@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from shared.database import migrate as migrate_module
 from shared.database.cli import db_app
 from shared.database.migrate import available, migrate, status
 from shared.settings import Settings
@@ -20,6 +21,7 @@ EXPECTED_TABLES = {
     "evaluation_results",
     "scored_items",
     "item_claims",
+    "run_leases",
 }
 
 
@@ -101,3 +103,37 @@ def test_cli_never_prints_the_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert code == 1
     assert "migration failed" in err
     assert "s3cr3t-pw" not in out + err and "alice:" not in out + err
+
+
+def test_0002_keeps_the_newest_result_of_each_pair_and_makes_that_the_key(
+    pg_settings: Settings, pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema with the doubled rows of a redo: after 0002 one row per (item, metric, version)."""
+    initial = available()[:1]
+    monkeypatch.setattr(migrate_module, "available", lambda: initial)
+    migrate(pg_settings)
+    monkeypatch.undo()
+    insert = (
+        "INSERT INTO evaluation_results (run_id, source_key, item_id, metric_name, monitor, metric_version, status, "
+        "score, created_at) VALUES (%s, 'src', %s, 'm1', 'mon', %s, 'ok', %s, %s::timestamptz)"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{pg_schema}"')
+        for params in (
+            ("run-1", "a", "v1", 0.1, "2026-11-22T10:00Z"),
+            ("run-2", "a", "v1", 0.2, "2026-11-22T11:00Z"),  # the redo: newest, kept
+            ("run-0", "a", "v2", 0.3, "2026-11-22T09:00Z"),  # another version: kept
+            ("run-1", "b", None, 0.4, "2026-11-22T10:00Z"),
+            ("run-2", "b", None, 0.5, "2026-11-22T10:00Z"),  # same time: the later run id wins
+        ):
+            conn.execute(insert, params)
+
+    assert [m.label for m in migrate(pg_settings)] == [m.label for m in available()[1:]]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{pg_schema}"')
+        rows = conn.execute(
+            "SELECT item_id, metric_version, run_id, score FROM evaluation_results ORDER BY 1, 2"
+        ).fetchall()
+        assert rows == [("a", "v1", "run-2", 0.2), ("a", "v2", "run-0", 0.3), ("b", "", "run-2", 0.5)]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(insert, ("run-3", "a", "v1", 0.9, "2026-11-22T12:00Z"))

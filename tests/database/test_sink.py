@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from shared.database import lease as leases
 from shared.database import sink as sink_module
 from shared.database.sink import PostgresSink
 from shared.errors import ConfigError, SinkError
@@ -101,16 +102,40 @@ def test_rerun_upserts_instead_of_duplicating(migrated: Settings) -> None:
     assert report.ok
     rows = _query(migrated, "SELECT item_id, score FROM evaluation_results ORDER BY item_id")
     assert rows == [("a", 0.9), ("b", 0.2)]
-    # Another run scoring the same item adds its own result row but never a second item row.
+    # Another run redoing the same pair at the same version overwrites it (and says it wrote it last).
     run2 = run_context(migrated)
     assert _publish(migrated, run2, results(row(item("a", query="changed"), "m1", score=0.5))).ok
     assert _query(migrated, "SELECT count(*) FROM evaluation_items") == [(2,)]
     assert _query(migrated, "SELECT query FROM evaluation_items WHERE item_id = 'a'") == [("changed",)]
-    assert _query(migrated, "SELECT count(*) FROM evaluation_results") == [(3,)]
+    assert _query(migrated, "SELECT item_id, score, run_id FROM evaluation_results ORDER BY item_id") == [
+        ("a", 0.5, run2.run_id),
+        ("b", 0.2, run.run_id),
+    ]
+    # A new metric version is a new row: each version's result is kept.
+    assert _publish(migrated, run2, results(row(a, "m1", score=0.7, version="v2"))).ok
+    assert _query(migrated, "SELECT metric_version, score FROM evaluation_results WHERE item_id = 'a'") == [
+        ("v1", 0.5),
+        ("v2", 0.7),
+    ]
+    assert _query(migrated, "SELECT count(*) FROM evaluation_runs") == [(2,)]  # the run history stays
     # Two rows for one pair in a single publish: the last one wins, stored once.
     report = _publish(migrated, run2, results(row(a, "m2", score=0.1), row(a, "m2", score=0.3)))
     assert report.ok and report.stored == {("a", "m2")}
     assert _query(migrated, "SELECT score FROM evaluation_results WHERE metric_name = 'm2'") == [(0.3,)]
+
+
+def test_a_run_mixing_new_and_redone_pairs_stores_each_once(migrated: Settings) -> None:
+    """The next run retries the last run's errors and scores new items: one publish, both paths."""
+    first = run_context(migrated)
+    old = [item(f"old{n}") for n in range(5)]
+    errors = results(*(row(it, "m1", score=None, status=MetricStatus.ERROR, error="timeout") for it in old))
+    assert _publish(migrated, first, errors).ok
+    second = run_context(migrated)
+    new = [item(f"new{n}") for n in range(5)]
+    report = _publish(migrated, second, results(*(row(it, "m1", score=0.8) for it in old + new)))
+    assert report.ok and len(report.stored) == 10
+    got = _query(migrated, "SELECT status, score, run_id, count(*) FROM evaluation_results GROUP BY 1, 2, 3")
+    assert got == [("ok", 0.8, second.run_id, 10)]
 
 
 def test_failure_mid_publish_leaves_nothing(migrated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,3 +225,29 @@ def test_rows_formatted_during_the_items_upsert_and_the_rest_all_land_once(
     assert got == [(f"i{n:04d}", f"m{m}", float(-n - m)) for n in range(600) for m in range(3)]
     hashes = dict(_query(migrated, "SELECT item_id, content_hash FROM evaluation_items"))
     assert hashes == {it.id: it.content_hash() for it in items}
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_aborted_by_the_next_run(migrated: Settings) -> None:
+    dead, live, other_monitor = run_context(migrated), run_context(migrated), run_context(migrated, monitor="other")
+
+    async def go() -> None:
+        # `live` is still running somewhere: its lease is held (here, by this process).
+        held = await leases.hold(migrated, run_id=live.run_id, monitor="mon", source_key="src", ttl_s=30)
+        try:
+            for run in (dead, live, other_monitor):  # published, never finished (the process died)
+                sink = PostgresSink(migrated)
+                assert (await sink.publish(run, results(row(item("a"))))).ok
+                await sink.aclose()
+            next_run = run_context(migrated)
+            sink = PostgresSink(migrated)
+            await sink.check(next_run)
+            await sink.aclose()
+        finally:
+            await leases.let_go(held)
+
+    asyncio.run(go())
+    got = dict(_query(migrated, "SELECT run_id, status FROM evaluation_runs"))
+    assert got == {dead.run_id: "aborted", live.run_id: "running", other_monitor.run_id: "running"}
+    assert _query(migrated, f"SELECT finished_at IS NOT NULL FROM evaluation_runs WHERE run_id = '{dead.run_id}'") == [
+        (True,)
+    ]

@@ -1,32 +1,32 @@
-"""`dedup.store: postgres`: the ledger in Postgres, with leased claims so workers can share a monitor.
+"""`dedup.store: postgres`: the ledger in Postgres, with claims so several workers can share a monitor.
 
-Semantics are the CSV ledger's (DESIGN.md section 3): an item needs a metric when the ledger has no
+Semantics are the CSV ledger's (architecture.md section 3): an item needs a metric when the ledger has no
 row for (monitor, source_key, item_id, metric_name) at the metric's current version. On top of
 that, several workers running the same monitor on the same window coordinate through `item_claims`
-(DESIGN.md section 9):
+(architecture.md section 9). A claim is held by a run, and a run is live while its lease in `run_leases`
+is (lease.py: renewed every few seconds by a thread; deleted at once by the next worker on the same
+machine when the process is gone). A dead worker's claims are therefore free for the next run.
 
 DATAFLOW (filter_unscored, one transaction per page of candidates):
     candidate ids x configured (metric, version) -> anti-join against the ledger's primary key
        (only the candidates are looked up; only pairs still missing come back)
     -> ids still needing a metric, sorted (a fixed lock order: concurrent workers cannot deadlock)
-    -> INSERT claims ... ON CONFLICT DO UPDATE ... WHERE the old claim expired or is ours
+    -> INSERT claims ... ON CONFLICT DO UPDATE ... WHERE the claim is ours or its run is not live
        RETURNING the ids we now hold (an item another live worker holds is not returned: the
-       insert waits for that worker's transaction and then finds its unexpired lease)
+       insert waits for that worker's transaction and then finds its live lease)
     -> re-read the ledger for the ids we claimed (another worker may have recorded one between
        our first read and our claim; READ COMMITTED gives each statement a fresh snapshot)
        and drop claims that turned out to need nothing
     -> PendingItem(item, metrics still needed) for the ids we hold
+    Items held by another run: reap dead leases once (lease.reap) and claim again; what is still
+    held elsewhere is counted in `claimed_elsewhere`, not as already scored.
 
 `record` writes ledger rows and drops this run's claims on those items in one transaction;
-`release` and `close` drop claims this run took but did not record. While the store is open a
-heartbeat renews this run's leases every `claim_ttl_s / 3`; a crashed worker stops renewing, its
-leases expire after `claim_ttl_s`, and the next worker takes them over.
+`release` and `close` drop claims this run took but did not record.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared.database import lease as leases
 from shared.database.connection import database_url, describe_error, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
 from shared.database.values import clean_text
@@ -65,13 +66,16 @@ WHERE NOT EXISTS (
 LOCKS = {"lock_timeout": "30s"}
 LOOKUP_SETTINGS = {"random_page_cost": "1.1", **LOCKS}
 
+# `evalmon_run_is_live` (migration 0002) reads the lease with a fresh snapshot: a claim that
+# waited for another worker's transaction sees that worker's lease even if it is newer than
+# this statement.
 _CLAIM = """
-INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at, expires_at)
-SELECT %(monitor)s, %(source_key)s, ids.item_id, %(run_id)s, now(), now() + make_interval(secs => %(ttl)s)
+INSERT INTO item_claims AS c (monitor, source_key, item_id, run_id, claimed_at)
+SELECT %(monitor)s, %(source_key)s, ids.item_id, %(run_id)s, now()
 FROM unnest(%(ids)s::text[]) AS ids(item_id)
 ON CONFLICT (monitor, source_key, item_id) DO UPDATE
-    SET run_id = EXCLUDED.run_id, claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
-    WHERE c.expires_at < now() OR c.run_id = EXCLUDED.run_id
+    SET run_id = EXCLUDED.run_id, claimed_at = EXCLUDED.claimed_at
+    WHERE c.run_id = EXCLUDED.run_id OR NOT evalmon_run_is_live(c.run_id)
 RETURNING c.item_id
 """
 
@@ -80,11 +84,6 @@ DELETE FROM item_claims WHERE monitor = %s AND source_key = %s AND run_id = %s A
 """
 
 _UNCLAIM_ALL = "DELETE FROM item_claims WHERE monitor = %s AND source_key = %s AND run_id = %s"
-
-_RENEW = """
-UPDATE item_claims SET expires_at = now() + make_interval(secs => %s)
-WHERE monitor = %s AND source_key = %s AND run_id = %s
-"""
 
 _RECORD = """
 INSERT INTO scored_items AS s (monitor, source_key, item_id, metric_name, metric_version, run_id, recorded_at)
@@ -99,7 +98,7 @@ RETURNING 1
 class PostgresScoredItemsStore(ScoredItemsStore):
     """The ledger and claim table of one monitor over one source, in Postgres."""
 
-    def __init__(self, monitor: str, source_key: str, *, settings: Settings, claim_ttl_s: float = 900.0) -> None:
+    def __init__(self, monitor: str, source_key: str, *, settings: Settings, claim_ttl_s: float = 30.0) -> None:
         super().__init__(monitor, source_key)
         database_url(settings)  # ConfigError now when DATABASE_URL is missing
         if claim_ttl_s <= 0:
@@ -111,12 +110,11 @@ class PostgresScoredItemsStore(ScoredItemsStore):
         self._monitor = clean_text(monitor) or monitor
         self._source_key = clean_text(source_key) or source_key
         self._pool: AsyncConnectionPool | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._lease: leases.RunLease | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self, run_id: str) -> None:
-        """Connect, check the schema is migrated, and start renewing this run's leases."""
+        """Connect, check the schema is migrated, take this run's lease and free dead runs' claims."""
         self.run_id = run_id
         pool = await self._get_pool()
         try:
@@ -132,35 +130,28 @@ class PostgresScoredItemsStore(ScoredItemsStore):
                 f"(pending: {', '.join(m.label for m in todo)}); run `evalmon db migrate`",
                 field="dedup.store",
             )
-        if self._heartbeat is None:
-            self._stop = asyncio.Event()
-            self._heartbeat = asyncio.create_task(self._renew_forever(), name=f"evalmon-claims-{run_id}")
+        try:
+            await self._hold_lease()
+            await self._reap()
+        except psycopg.Error as exc:
+            await self.close()
+            raise SinkError(f"Postgres ledger: cannot take a run lease: {describe_error(exc, self.settings)}") from None
 
     async def close(self) -> None:
-        """Stop renewing and drop every claim this run still holds (unrecorded work goes back)."""
-        if self._heartbeat is not None:
-            # Ask the heartbeat to stop between renewals rather than cancelling it: a renewal
-            # cancelled mid-transaction can leave its connection holding row locks that the
-            # release below would then wait on.
-            self._stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._heartbeat), timeout=30)
-            except TimeoutError:
-                self._heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heartbeat
-            self._heartbeat = None
-        if self._pool is None:
-            return
+        """Drop every claim this run still holds (unrecorded work goes back), then the lease."""
         try:
-            if self.run_id is not None:
+            if self._pool is not None and self.run_id is not None:
                 async with transaction(self._pool, self.schema, **LOCKS) as conn:
                     await conn.execute(_UNCLAIM_ALL, [self._monitor, self._source_key, self.run_id])
-        except psycopg.Error as exc:  # the leases expire on their own; say so and move on
+        except psycopg.Error as exc:  # the claims die with the lease; say so and move on
             log.warning("postgres ledger: could not release claims: %s", describe_error(exc, self.settings))
         finally:
-            await self._pool.close()
-            self._pool = None
+            if self._lease is not None:
+                lease, self._lease = self._lease, None
+                await leases.let_go(lease)
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
 
     async def _get_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
@@ -172,24 +163,24 @@ class PostgresScoredItemsStore(ScoredItemsStore):
             self.run_id = f"adhoc-{uuid.uuid4().hex}"
         return self.run_id
 
-    async def _renew_forever(self) -> None:
-        interval = max(self.claim_ttl_s / 3.0, 0.05)
-        while True:
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
-                return  # close() asked us to stop
-            except TimeoutError:
-                pass
-            try:
-                await self.renew()
-            except Exception as exc:  # a missed renewal is not fatal: the lease is 3 intervals long
-                log.warning("postgres ledger: lease renewal failed: %s", describe_error(exc, self.settings))
+    async def _hold_lease(self) -> None:
+        if self._lease is None:
+            self._lease = await leases.hold(
+                self.settings,
+                run_id=self._run(),
+                monitor=self._monitor,
+                source_key=self._source_key,
+                ttl_s=self.claim_ttl_s,
+            )
 
-    async def renew(self) -> None:
-        """Extend every lease this run holds by `claim_ttl_s` from now."""
+    async def _reap(self) -> list[str]:
+        """Free the claims of this monitor's dead runs (see lease.reap); returns their run ids."""
         pool = await self._get_pool()
         async with transaction(pool, self.schema, **LOCKS) as conn:
-            await conn.execute(_RENEW, [self.claim_ttl_s, self._monitor, self._source_key, self._run()])
+            dead = await leases.reap(conn, self._monitor, keep=self.run_id)
+        if dead:
+            log.warning("postgres ledger: freed the claims of %d dead run(s): %s", len(dead), ", ".join(dead))
+        return dead
 
     # -- the ledger contract ----------------------------------------------------------------
     async def filter_unscored(self, items: Sequence[DatasetItem], versions: Mapping[str, str]) -> list[PendingItem]:
@@ -199,31 +190,47 @@ class PostgresScoredItemsStore(ScoredItemsStore):
             by_id.setdefault(clean_text(item.id) or item.id, item)
         if not by_id or not versions:
             return []
+        await self._hold_lease()
+        needed, held = await self._claim(sorted(by_id), versions)
+        if needed.keys() - held.keys() and await self._reap():
+            # Some were held by runs found dead just now: take those too.
+            retry_needed, retry_held = await self._claim(sorted(needed.keys() - held.keys()), versions)
+            held.update(retry_held)
+            needed = {**{i: m for i, m in needed.items() if i not in retry_needed}, **retry_needed}
+        elsewhere = needed.keys() - held.keys()
+        self.claimed_elsewhere += len(elsewhere)
+        return [PendingItem(item, frozenset(held[i])) for i, item in by_id.items() if i in held]
+
+    async def _claim(
+        self, ids: list[str], versions: Mapping[str, str]
+    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """(ids needing a metric at first look, ids claimed by this run that still need one -> metrics)."""
         names = sorted(versions)
         pool = await self._get_pool()
         async with transaction(pool, self.schema, **LOOKUP_SETTINGS) as conn:
-            needed = await self._missing(conn, sorted(by_id), versions, names)
+            needed = await self._missing(conn, ids, versions, names)
             if not needed:
-                return []
+                return {}, {}
             cur = await conn.execute(
                 _CLAIM,
                 {
                     "monitor": self._monitor,
                     "source_key": self._source_key,
                     "run_id": self._run(),
-                    "ttl": self.claim_ttl_s,
                     "ids": sorted(needed),
                 },
             )
             claimed = sorted(str(row[0]) for row in await cur.fetchall())
             if not claimed:
-                return []
-            needed = await self._missing(conn, claimed, versions, names)
-            done = [i for i in claimed if i not in needed]
+                return needed, {}
+            still = await self._missing(conn, claimed, versions, names)
+            done = [i for i in claimed if i not in still]
             if done:
                 await conn.execute(_UNCLAIM, [self._monitor, self._source_key, self._run(), done])
-        held = set(claimed) - set(done)
-        return [PendingItem(item, frozenset(needed[i])) for i, item in by_id.items() if i in held]
+        # Recorded by another worker meanwhile: already scored, so neither needed nor held.
+        for i in done:
+            needed.pop(i, None)
+        return needed, still
 
     async def _missing(
         self,

@@ -1,18 +1,25 @@
 """The Postgres sink (`publish.postgres: true`): one transaction per run, bulk upserts.
 
 DATAFLOW (publish):
-    EvaluationResult rows -> dedupe by natural key (last row wins) -> clean values (values.py)
-    -> BEGIN -> upsert evaluation_runs row (was it new?)
+    EvaluationResult rows -> dedupe by (item id, metric name) (last row wins) -> clean values (values.py)
+    -> BEGIN -> upsert evaluation_runs row
              -> COPY items   into a temp table -> INSERT ... ON CONFLICT (source_key, item_id) DO UPDATE
-             -> new run:  COPY results straight into evaluation_results (nothing to conflict with)
-                rerun:    COPY results into a temp table -> INSERT ... ON CONFLICT (run_id, source_key,
-                                                            item_id, metric_name) DO UPDATE
+             -> which results already have a row (one index lookup by item id)?
+                none yet:  COPY straight into evaluation_results (the common case, and the fastest)
+                redone:    COPY into a temp table -> INSERT ... ON CONFLICT (monitor, source_key,
+                           item_id, metric_name, metric_version) DO UPDATE (run_id = this run)
     -> COMMIT -> SinkReport(stored = every (item id, metric name) written)
 
-Any failure rolls the whole transaction back and the report carries the (redacted) error with an
-empty `stored`, so the monitor records nothing in the ledger for this run. Republishing the same
-run overwrites its rows instead of adding new ones. A transient failure (lost connection,
-deadlock) retries the whole transaction, which is safe because it is all-or-nothing.
+One row per (monitor, source_key, item, metric, metric version), whatever was killed when: a redo
+(a run killed after this commit but before its ledger write, an error retried, a failed Langfuse
+publish) overwrites the row, and `run_id` names the run that wrote it last; the runs themselves
+stay in evaluation_runs. Any failure rolls the whole transaction back and the report carries the
+(redacted) error with an empty `stored`, so the monitor records nothing in the ledger for this run.
+A transient failure (lost connection, deadlock, a concurrent writer of the same key) retries the
+whole transaction, which is safe because it is all-or-nothing.
+
+Run rows: `check` takes the run's lease (lease.py) and marks this monitor's `running` rows whose
+run is no longer live as `aborted` (their process died before `finish`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from psycopg.copy import AsyncCopy, AsyncWriter
 from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
+from shared.database import lease as leases
 from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
 from shared.database.migrate import pending_async
 from shared.database.values import NUL, clean_text, to_json, to_json_bytes
@@ -114,7 +122,7 @@ INPUT_FIELDS = frozenset(
 )
 
 _ITEM_KEY = ("source_key", "item_id")
-_RESULT_KEY = ("run_id", "source_key", "item_id", "metric_name")
+_RESULT_KEY = ("monitor", "source_key", "item_id", "metric_name", "metric_version")
 
 _UPSERT_RUN = """
 INSERT INTO evaluation_runs AS r
@@ -124,7 +132,6 @@ VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s::jsonb, %s, now())
 ON CONFLICT (run_id) DO UPDATE SET
     counts = r.counts || EXCLUDED.counts,
     published_at = EXCLUDED.published_at
-RETURNING (xmax = 0) AS inserted
 """
 
 _FINISH_RUN = """
@@ -137,6 +144,20 @@ ON CONFLICT (run_id) DO UPDATE SET
     counts = r.counts || EXCLUDED.counts,
     summary = EXCLUDED.summary,
     finished_at = EXCLUDED.finished_at
+"""
+
+
+# Results of this run's items that already have a row (any version; the caller matches versions).
+_EXISTING_RESULTS = """
+SELECT item_id, metric_name, metric_version FROM evaluation_results
+WHERE monitor = %s AND source_key = %s AND item_id = ANY(%s::text[])
+"""
+
+# Runs of this monitor left `running` by a process that died before finishing them.
+_ABORT_DEAD_RUNS = """
+UPDATE evaluation_runs r SET status = 'aborted', finished_at = now()
+WHERE r.monitor = %s AND r.status = 'running' AND r.run_id <> %s AND NOT evalmon_run_is_live(r.run_id)
+RETURNING r.run_id
 """
 
 
@@ -298,6 +319,7 @@ class PostgresSink(Sink):
         self.schema = schema_name(settings)
         self.attempts = attempts
         self._pool: AsyncConnectionPool | None = None
+        self._lease: leases.RunLease | None = None
         database_url(settings)  # fail now with a ConfigError when DATABASE_URL is missing
 
     async def _get_pool(self) -> AsyncConnectionPool:
@@ -306,7 +328,7 @@ class PostgresSink(Sink):
         return self._pool
 
     async def check(self, run: RunContext) -> None:
-        """Reachable and migrated; otherwise stop before any work."""
+        """Reachable and migrated (otherwise stop before any work); take the run's lease, abort dead runs."""
         pool = await self._get_pool()
         try:
             async with transaction(pool, self.schema) as conn:
@@ -319,13 +341,40 @@ class PostgresSink(Sink):
                 f"the database schema '{self.schema}' is not up to date (pending: {names}); run `evalmon db migrate`",
                 field="publish.postgres",
             )
+        try:
+            await self._hold_lease(run)
+            async with transaction(pool, self.schema) as conn:
+                await leases.reap(conn, clean_text(run.monitor) or run.monitor, keep=run.run_id)
+                cur = await conn.execute(_ABORT_DEAD_RUNS, [clean_text(run.monitor), clean_text(run.run_id)])
+                aborted = [str(row[0]) for row in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise SinkError(f"Postgres check failed: {describe_error(exc, self.settings)}") from None
+        if aborted:
+            log.warning(
+                "postgres: marked %d run(s) of %s left running by a dead process as aborted: %s",
+                len(aborted),
+                run.monitor,
+                ", ".join(aborted),
+            )
+
+    async def _hold_lease(self, run: RunContext) -> None:
+        """Hold the run's lease while its row may say `running` (until `aclose`)."""
+        if self._lease is None:
+            self._lease = await leases.hold(
+                self.settings,
+                run_id=clean_text(run.run_id) or run.run_id,
+                monitor=clean_text(run.monitor) or run.monitor,
+                source_key=clean_text(run.source_key) or run.source_key,
+                ttl_s=run.config.dedup.claim_ttl_s,
+            )
 
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
         by_key = _dedupe(results.rows)
         rows = list(by_key.values())
         stored: set[PairKey] = set(by_key)
         try:
-            async for attempt in async_retrying(self.attempts, retry_on=is_transient):
+            await self._hold_lease(run)
+            async for attempt in async_retrying(self.attempts, retry_on=_worth_retrying):
                 with attempt:
                     await self._write(run, rows)
         except Exception as exc:
@@ -341,7 +390,7 @@ class PostgresSink(Sink):
         for row in rows:
             items[row.item.id] = row.item
         async with transaction(pool, self.schema) as conn:
-            cur = await conn.execute(
+            await conn.execute(
                 _UPSERT_RUN,
                 [
                     clean_text(run.run_id),
@@ -356,8 +405,6 @@ class PostgresSink(Sink):
                 ],
             )
             conn.adapters.register_dumper(None, _JsonbCopyDumper)  # jsonb in COPY: NaN -> null, NUL -> U+FFFD
-            first = await cur.fetchone()
-            new_run = bool(first and first[0])
             if not rows:
                 return
             await conn.execute(
@@ -368,14 +415,10 @@ class PostgresSink(Sink):
                     copy.set_types(ITEM_TYPES)
                     for item in items.values():
                         await copy.write_row(item_record(run.source_key, item))
-                # A run's first publish cannot conflict (results are keyed by run_id and deduped
-                # above): COPY straight into the table. A republish goes through the upsert.
-                target = "evaluation_results" if new_run else "_evalmon_results"
-                if not new_run:
-                    await cur.execute(
-                        "CREATE TEMP TABLE _evalmon_results (LIKE evaluation_results INCLUDING DEFAULTS) ON COMMIT DROP"
-                    )
-                records = result_records(run, rows, created_at)
+                fresh, redone = await _split_by_existing(cur, run, rows)
+                # Rows with no row yet go straight into the table (COPY: the fastest bulk insert);
+                # only redone rows take the temp-table upsert.
+                records = result_records(run, fresh, created_at)
                 # While the server runs the items upsert, format result rows into memory (binary
                 # COPY data) instead of idling: only as many as fit in that time, so memory stays bounded.
                 upsert = asyncio.ensure_future(cur.execute(_UPSERT_ITEMS))
@@ -383,7 +426,7 @@ class PostgresSink(Sink):
                     early = await _format_while_pending(conn, records, upsert)
                 finally:
                     await upsert  # always awaited: its error aborts the transaction
-                copy_sql = f"COPY {target} ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}"
+                copy_sql = f"COPY evaluation_results ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}"
                 if early:
                     async with cur.copy(copy_sql) as copy:
                         for chunk in early:
@@ -393,7 +436,16 @@ class PostgresSink(Sink):
                     copy.set_types(RESULT_TYPES)
                     for record in records:
                         await copy.write_row(record)
-                if not new_run:
+                if redone:
+                    await cur.execute(
+                        "CREATE TEMP TABLE _evalmon_results (LIKE evaluation_results INCLUDING DEFAULTS) ON COMMIT DROP"
+                    )
+                    async with cur.copy(
+                        f"COPY _evalmon_results ({', '.join(RESULT_COLUMNS)}) FROM STDIN {_BINARY}"
+                    ) as copy:
+                        copy.set_types(RESULT_TYPES)
+                        for record in result_records(run, redone, created_at):
+                            await copy.write_row(record)
                     await cur.execute(_UPSERT_RESULTS)
 
     async def finish_run(self, run: RunContext, summary: dict[str, Any]) -> bool:
@@ -431,11 +483,36 @@ class PostgresSink(Sink):
         await self.finish_run(run, dict(summary))
 
     async def aclose(self) -> None:
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await leases.let_go(lease)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
 
+def _worth_retrying(exc: BaseException) -> bool:
+    """Transient errors, and a key another writer inserted after our lookup (the retry upserts it)."""
+    return is_transient(exc) or isinstance(exc, psycopg.errors.UniqueViolation)
+
+
 def _dedupe(rows: Sequence[ResultRow]) -> dict[PairKey, ResultRow]:
     """One row per (item id, metric name), last wins: a key must not appear twice in one upsert."""
     return {(row.item.id, row.metric_name): row for row in rows}
+
+
+async def _split_by_existing(
+    cur: psycopg.AsyncCursor[Any], run: RunContext, rows: Sequence[ResultRow]
+) -> tuple[list[ResultRow], list[ResultRow]]:
+    """(rows with no row in evaluation_results yet, rows that already have one at their version)."""
+    item_ids = list({clean_text(row.item.id) for row in rows})
+    await cur.execute(_EXISTING_RESULTS, [clean_text(run.monitor), clean_text(run.source_key), item_ids])
+    existing = {(str(i), str(m), str(v)) for i, m, v in await cur.fetchall()}
+    if not existing:
+        return list(rows), []
+    fresh: list[ResultRow] = []
+    redone: list[ResultRow] = []
+    for row in rows:
+        key = (clean_text(row.item.id), clean_text(row.metric_name), clean_text(row.metric_version))
+        (redone if key in existing else fresh).append(row)
+    return fresh, redone

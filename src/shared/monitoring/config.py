@@ -82,7 +82,9 @@ class DedupConfig(Strict):
     store: Literal["csv", "postgres", "none"] = "csv"
     path: str = "data/scored_items.csv"
     lock_timeout_s: float = Field(default=600.0, ge=0, le=MAX_WAIT_S, description="wait this long for another run")
-    claim_ttl_s: float = Field(default=900.0, gt=0, le=MAX_WAIT_S, description="lease of a worker's claims (postgres)")
+    claim_ttl_s: float = Field(
+        default=30.0, gt=0, le=MAX_WAIT_S, description="a worker's claims outlive it by at most this (postgres)"
+    )
 
 
 class LocalPublishConfig(Strict):

@@ -248,8 +248,11 @@ class OnlineMonitor:
 
         async def flush() -> None:
             nonlocal taken
+            held_elsewhere = ledger.claimed_elsewhere
             pending = await ledger.filter_unscored(batch, versions)
-            counts.duplicates += len(batch) - len(pending)
+            held_elsewhere = ledger.claimed_elsewhere - held_elsewhere
+            counts.claimed_elsewhere += held_elsewhere
+            counts.duplicates += len(batch) - len(pending) - held_elsewhere
             if limit is not None and taken + len(pending) > limit:
                 over_limit.extend(p.item for p in pending[limit - taken :])
                 pending = pending[: limit - taken]
@@ -291,10 +294,11 @@ class OnlineMonitor:
         chosen = {p.item.id for p in sampled}
         await ledger.release(over_limit + [DatasetItem(id=i) for i in offered if i not in chosen])
         log.info(
-            "fetched %d, invalid %d, already scored %d, new %d, sampled %d",
+            "fetched %d, invalid %d, already scored %d, claimed by another worker %d, new %d, sampled %d",
             counts.fetched,
             counts.invalid,
             counts.duplicates,
+            counts.claimed_elsewhere,
             taken,
             counts.sampled,
         )
@@ -418,7 +422,18 @@ class OnlineMonitor:
             duration_s=round(duration_s, 3),
             results_dir=str(run.results_dir),
             errors=errors,
+            warnings=_claimed_elsewhere_warning(counts),
         )
+
+
+def _claimed_elsewhere_warning(counts: Counts) -> list[str]:
+    """Skipped work is not done work: say so, although the status stays ok."""
+    if not counts.claimed_elsewhere:
+        return []
+    return [
+        f"{counts.claimed_elsewhere} item(s) skipped: claimed by another running worker "
+        "(it scores them; if it dies, the next run does)"
+    ]
 
 
 def _publishable(result: EvaluationResult, sink_name: str) -> int:

@@ -14,7 +14,8 @@ RunStatus = Literal["ok", "partial", "failed", "dry_run"]
 class Counts(BaseModel):
     fetched: int = 0
     invalid: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # already scored at the metrics' current versions
+    claimed_elsewhere: int = 0  # held by another live worker (dedup.store: postgres): not scored by this run
     sampled: int = 0
     evaluated: int = 0
     metric_errors: int = 0

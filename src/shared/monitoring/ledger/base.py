@@ -1,4 +1,4 @@
-"""The ledger contract (DESIGN.md section 3).
+"""The ledger contract (architecture.md section 3).
 
 A ledger entry says: monitor M scored item (source_key, item_id) with metric N at version V.
 `filter_unscored` returns, per candidate, the metrics still to run; `record` is called last, and
@@ -34,6 +34,9 @@ class ScoredItemsStore(ABC):
     def __init__(self, monitor: str, source_key: str) -> None:
         self.monitor = monitor
         self.source_key = source_key
+        # Candidates `filter_unscored` left out because another live worker holds them (not
+        # because they are scored): they still need scoring, by that worker or a later run.
+        self.claimed_elsewhere = 0
 
     async def open(self, run_id: str) -> None:  # noqa: B027 - optional hook
         """Take whatever exclusion the store needs for a run (file lock, claim session)."""
