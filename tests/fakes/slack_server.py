@@ -11,7 +11,8 @@ What it honours (https://api.slack.com/web):
 - Rate limits: HTTP 429 with a `Retry-After` header (seconds) and `{"ok": false, "error":
   "ratelimited"}`; injected per method with `fail_next`. 5xx injection works the same way.
 - Methods: auth.test, chat.postMessage, chat.update, conversations.history (newest first,
-  `oldest`/`latest`/`inclusive`), conversations.replies (parent first, oldest first), users.info.
+  `oldest`/`latest`/`inclusive`), conversations.replies (parent first, oldest first; the parent
+  heads every page, as Slack repeats it), users.info.
 
 Threads are seeded with `add_thread`; everything the bot posts is kept in `posted` for assertions.
 The server runs uvicorn in a thread on 127.0.0.1 with an ephemeral port.
@@ -326,9 +327,19 @@ def _replies(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
     if parent is None:
         raise _Fail("thread_not_found")
     replies = sorted(state.replies.get((channel, ts), []), key=lambda m: _ts_key(m["ts"]))
-    thread = [parent, *[r for r in replies if _in_range(r["ts"], args)]]
-    chunk, next_cursor = _page(thread, args, default_limit=1000)
-    return {"messages": chunk, "has_more": bool(next_cursor), "response_metadata": {"next_cursor": next_cursor}}
+    replies = [r for r in replies if _in_range(r["ts"], args)]
+    # As Slack does, every page starts with the parent: `limit` messages are the parent and
+    # `limit - 1` replies, so a thread longer than one page returns the parent once per page.
+    try:
+        per_page = max(1, min(int(args.get("limit") or 1000), 999) - 1)
+    except ValueError:
+        per_page = 999
+    chunk, next_cursor = _page(replies, {**args, "limit": per_page}, default_limit=per_page)
+    return {
+        "messages": [parent, *chunk],
+        "has_more": bool(next_cursor),
+        "response_metadata": {"next_cursor": next_cursor},
+    }
 
 
 def _users_info(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:

@@ -128,3 +128,40 @@ def test_params_are_validated_at_config_load() -> None:
         make_source(settings, channel="C1")
     with pytest.raises(ConfigError, match="channels"):
         build_source("slack", {}, settings=settings, base_dir=Path.cwd())
+
+
+def test_a_thread_longer_than_a_page_holds_each_message_once(
+    slack_server: SlackServer, slack_settings: Settings
+) -> None:
+    """Slack repeats the parent on every replies page; the item must not read it as a follow-up."""
+    from fakes.slack_server import FakeSlack
+
+    from shared.evaluation.metric import build_metric
+
+    state: FakeSlack = slack_server.state
+    bot = state.bot_id
+    turns: list[dict[str, Any]] = [{"ts": ts(0), "user": "U1", "text": "How do I rotate the API key?"}]
+    for i in range(1, 12):  # a back-and-forth over several pages of 4
+        who = {"bot_id": bot} if i % 2 else {"user": "U1"}
+        turns.append({"ts": ts(10 * i), **who, "text": f"step {i}"})
+    turns.append({"ts": ts(200), "user": "U1", "text": "all good now, thanks"})
+    state.add_thread("C1", turns)
+
+    (thread,) = fetch(make_source(slack_settings, channels=["C1"], page_size=4))
+    assert state.call_count("conversations.replies") == 4  # 12 replies, 3 per page after the parent
+    assert [m["ts"] for m in thread.messages] == [t["ts"] for t in turns]
+    item = thread_to_item(thread)
+    assert item.additional_output["replies"] == 12
+    assert [m.content for m in item.conversation or []].count("How do I rotate the API key?") == 1
+    result = asyncio.run(build_metric("unresolved").execute(item))
+    assert result.score == 0.0, result.explanation
+
+
+def test_a_record_with_repeated_messages_keeps_one_per_ts() -> None:
+    """Threads exported before the fix (or by another tool) may hold the parent twice."""
+    parent = {"ts": ts(0), "user": "U1", "text": "q"}
+    answer = {"ts": ts(5), "bot_id": "BBOT", "text": "a"}
+    thread = SlackThread(
+        channel="C1", thread_ts=ts(0), messages=[parent, answer, parent, answer], assistant_ids=["BBOT"]
+    )
+    assert thread.messages == [parent, answer]

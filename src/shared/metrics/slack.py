@@ -16,10 +16,9 @@ from pydantic import Field, field_validator
 
 from shared.evaluation.item import DatasetItem, Message
 from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
+from shared.metrics._text import clip
+from shared.slack.followups import read_follow_up
 from shared.slack.thread import NEGATIVE_REACTIONS
-
-# Follow-ups that close a thread rather than reopen it ("thanks!", "got it", "perfect 👍").
-ACKNOWLEDGEMENT = r"(?i)^\W*(thanks?( you)?|thx|ty|cheers|great|perfect|awesome|nice|cool|ok(ay)?|got it|that works|solved|resolved)\b[^?]*$"
 
 
 def _conversation(item: DatasetItem) -> list[Message]:
@@ -103,24 +102,26 @@ class NegativeFeedback(BaseMetric):
 
 
 class UnresolvedParams(MetricParams):
-    acknowledgement_regex: str = Field(
-        default=ACKNOWLEDGEMENT, description="user follow-ups matching this close the thread (thanks, got it)"
+    acknowledgement_regex: str | None = Field(
+        default=None,
+        description="your own closing phrases: a last follow-up matching this closes the thread (on top of the built-in ones)",
     )
     no_answer_is_unresolved: bool = True
 
     @field_validator("acknowledgement_regex")
     @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 
 
 @metric(
     key="unresolved",
-    description="1.0 when the user followed up after the assistant's last answer (or got none), else 0.0.",
+    description="1.0 when the thread was left open: no answer, or the user's last word after the last answer is not a thanks.",
     required_fields=("conversation",),
     default_threshold=0.0,
     score_range=(0.0, 1.0),
@@ -129,29 +130,54 @@ class UnresolvedParams(MetricParams):
     direction="lower_is_better",
 )
 class Unresolved(BaseMetric):
-    """A follow-up that is only an acknowledgement ("thanks!") does not count."""
+    """Flag: 1.0 = left open, 0.0 = closed; lower is better, passes at <= 0.0.
+
+    An answer is the assistant's or a human agent's: a thread a person on the support side
+    closed is closed (`escalation` says a person stepped in). After the last answer, the user's
+    last message decides, read as a person would (`shared.slack.followups`): a thanks or a
+    closing in any common form ("thanks!", ":+1:", ":white_check_mark:", "merci, ça marche",
+    "danke, hat geklappt", "all good now, thanks", "that did it") closes the thread; a
+    complaint, even a polite one ("thanks, but it still fails"), a question or anything else
+    keeps it open. No follow-up at all: closed. No answer at all: open (or skipped with
+    `no_answer_is_unresolved: false`). `acknowledgement_regex` adds a team's own closing phrases.
+    """
 
     Params = UnresolvedParams
     params: UnresolvedParams
 
+    def prepare(self) -> None:
+        pattern = self.params.acknowledgement_regex
+        self._extra_ack = re.compile(pattern) if pattern else None
+
     async def execute(self, item: DatasetItem) -> MetricResult:
         messages = _conversation(item)
-        last_answer = _last_index(messages, "assistant")
+        last_answer = max(
+            (i for i in (_last_index(messages, "assistant"), _last_index(messages, "human_agent")) if i is not None),
+            default=None,
+        )
         if last_answer is None:
             if not self.params.no_answer_is_unresolved:
-                return MetricResult.skipped("the assistant did not answer")
-            return self.result(1.0, "the assistant never answered", signals={"reason": "no_answer"})
-        ack = re.compile(self.params.acknowledgement_regex)
-        follow_ups = [
-            m.content for m in messages[last_answer + 1 :] if m.role == "user" and not ack.search(m.content.strip())
-        ]
-        if follow_ups:
+                return MetricResult.skipped("nobody answered")
+            return self.result(1.0, "nobody answered the thread", signals={"reason": "no_answer"})
+        answered_by = messages[last_answer].role
+        follow_ups = [m for m in messages[last_answer + 1 :] if m.role == "user"]
+        if not follow_ups:
             return self.result(
-                1.0,
-                f"{len(follow_ups)} user follow-up(s) after the last answer",
-                signals={"reason": "follow_up", "follow_ups": follow_ups[:3]},
+                0.0,
+                f"no follow-up after the last answer ({answered_by})",
+                signals={"reason": "answered", "answered_by": answered_by},
             )
-        return self.result(0.0, "no follow-up after the last answer", signals={"reason": "none"})
+        last = follow_ups[-1].content
+        reading = read_follow_up(last, extra_acknowledgement=self._extra_ack)
+        signals = {
+            "reason": reading,
+            "answered_by": answered_by,
+            "follow_ups": len(follow_ups),
+            "last_follow_up": clip(last),
+        }
+        if reading == "acknowledgement":
+            return self.result(0.0, f"the user closed the thread: {clip(last, 60)!r}", signals=signals)
+        return self.result(1.0, f"the user's last word keeps it open ({reading}): {clip(last, 60)!r}", signals=signals)
 
 
 @metric(

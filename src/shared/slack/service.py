@@ -33,6 +33,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from shared.errors import ConfigError, EvalmonError, TransientError
 from shared.retry import async_retrying
 from shared.settings import Settings
+from shared.slack.thread import unique_by_ts
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,10 @@ class SlackService:
                 return
 
     async def replies(self, channel: str, ts: str, *, limit: int = 200) -> list[dict[str, Any]]:
-        """Every message of a thread (parent first), following cursors to the end."""
+        """Every message of a thread (parent first), following cursors to the end, each once.
+
+        Slack repeats the parent at the top of every page; `unique_by_ts` keeps one copy.
+        """
         messages: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
@@ -248,7 +252,7 @@ class SlackService:
             messages.extend(data.get("messages") or [])
             cursor = _next_cursor(data)
             if not cursor:
-                return messages
+                return unique_by_ts(messages)
 
 
 def _next_cursor(data: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem, Message
@@ -59,8 +59,27 @@ POSITIVE_REACTIONS: frozenset[str] = frozenset(
 )
 
 
+def unique_by_ts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One message per `ts`, first occurrence kept, order unchanged.
+
+    Slack repeats a thread's parent at the top of every page of `conversations.replies`, so a
+    thread longer than one page would otherwise hold the question twice (and read as a user
+    follow-up after the answers). A `ts` is unique within a channel; messages without one stay.
+    """
+    seen: set[str] = set()
+    unique: list[dict[str, Any]] = []
+    for message in messages:
+        ts = message.get("ts") if isinstance(message, Mapping) else None
+        if ts:
+            if str(ts) in seen:
+                continue
+            seen.add(str(ts))
+        unique.append(message)
+    return unique
+
+
 class SlackThread(BaseModel):
-    """One thread as fetched: raw Slack messages, parent first, oldest first."""
+    """One thread as fetched: raw Slack messages, parent first, oldest first, one per `ts`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +89,11 @@ class SlackThread(BaseModel):
     assistant_ids: list[str] = Field(default_factory=list, description="user ids and bot ids of the assistant")
     human_agent_ids: list[str] | None = None
     team_url: str | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _one_per_ts(cls, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return unique_by_ts(messages)
 
     @property
     def item_id(self) -> str:
