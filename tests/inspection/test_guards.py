@@ -263,3 +263,13 @@ def test_a_handful_of_items_is_too_few_to_warn_on_shares() -> None:
     status = lambda i: '{"status": "completed", "steps": 4}' if i < 3 else ""  # noqa: E731
     assert guard_over(metrics(*STANDARD), items(9, actual_output=status)) == []
     assert len(guard_over(metrics(*STANDARD), items(10, actual_output=status))) == 2
+
+
+def test_the_job_summary_lists_the_warnings(tmp_path: Path) -> None:
+    from tests.scheduling.test_workflows import run_step
+
+    traces = write_jsonl(tmp_path / "rag.jsonl", rag_traces(30))
+    rag_config(tmp_path, traces, {"actual_output": "output"})
+    code, job_summary = run_step(tmp_path, "rag.yaml", dry_run=True)
+    assert code == 0
+    assert "\n- warning: actual_output looks like a status object, not an answer, on 30 of 30 items" in job_summary
