@@ -121,8 +121,8 @@ class CitationValidity(BaseMetric):
             if p.when_no_citations == "skip":
                 return MetricResult.skipped(f"{what} (when_no_citations: skip)")
             score = 1.0 if p.when_no_citations == "pass" else 0.0
-            signals = {"cited": 0, "invalid": [], "n_docs": n_docs, "empty": empty}
-            return self.result(score, f"{what} (when_no_citations: {p.when_no_citations})", signals=signals)
+            none_cited = {"cited": 0, "invalid": [], "n_docs": n_docs, "empty": empty}
+            return self.result(score, f"{what} (when_no_citations: {p.when_no_citations})", signals=none_cited)
         if p.id_mode == "index":
             lo, hi = p.index_base, n_docs + p.index_base
             numbers = own_numbers(item, n_docs)
