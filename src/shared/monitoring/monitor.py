@@ -1,4 +1,4 @@
-"""`OnlineMonitor`: wires the stages of one run together (DESIGN.md section 2).
+"""`OnlineMonitor`: wires the stages of one run together (architecture.md section 2).
 
 The monitor holds no stage logic of its own: each stage is a module that can be tested alone
 with plain data. Read `run_async` top to bottom to follow a run.
@@ -37,6 +37,7 @@ from shared.monitoring.sources.base import DataSource, InvalidRecord, build_sour
 from shared.monitoring.summary import Counts, Estimate, RunStatus, RunSummary
 from shared.monitoring.window import resolve_window
 from shared.registry import import_dotted
+from shared.reporting import ReportCollector, local_baseline, write_run_report
 from shared.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class OnlineMonitor:
         alerts: list[dict[str, Any]] = []
         estimate: Estimate | None = None
         guard = ExtractionGuard(self.metrics)
+        report = ReportCollector({m.name: m.direction for m in self.metrics})
         sinks = build_sinks(run)
         ledger = self._make_ledger(run)
         try:
@@ -159,6 +161,7 @@ class OnlineMonitor:
                     estimate = await self._prepare_metrics(run, candidates)
                     result = await self._evaluate(candidates, reporter)
                     guard.add_results(result)
+                    report.add(result)
                     outcome = await publish_results(run, result, sinks)
                     if not dry_run:
                         counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
@@ -176,10 +179,28 @@ class OnlineMonitor:
             for warning in summary.warnings:
                 log.warning("%s", warning)
             write_summary(run.results_dir, summary.model_dump(mode="json"))
+            self._write_report(run, summary, report)
             await self._finish(run, sinks, summary)
             return summary
         finally:
             await self._close(sinks)
+
+    def _write_report(self, run: RunContext, summary: RunSummary, report: ReportCollector) -> None:
+        """report.md and report.html beside summary.json, compared with this monitor's earlier runs."""
+        if not run.results_dir.is_dir():  # nothing was written for this run: no report either
+            return
+        try:
+            baseline = local_baseline(run.results_dir.parent, self.name, before_run_id=run.run_id)
+            uses_langfuse = self.config.source.type == "langfuse" or self.config.publish.langfuse.enabled
+            write_run_report(
+                run.results_dir,
+                summary.model_dump(mode="json"),
+                report,
+                baseline=baseline,
+                langfuse_url=self.settings.langfuse_base_url if uses_langfuse else None,
+            )
+        except Exception as exc:  # a report is for reading: never turn a good run red for it
+            log.warning("could not write the run report: %s", exc)
 
     async def _finish(self, run: RunContext, sinks: list[Sink], summary: RunSummary) -> None:
         """Let sinks record the run's final status and counts (the Postgres run row)."""
@@ -317,7 +338,7 @@ class OnlineMonitor:
                     raise InvalidRecordError("observation-level monitor: the extractor set no observation_id")
                 item = item.model_copy(update={"id": item.observation_id})
             return item
-        except Exception as exc:  # a malformed record must never stop the run (DESIGN.md section 6)
+        except Exception as exc:  # a malformed record must never stop the run (architecture.md section 6)
             counts.invalid += 1
             log.debug("invalid record: %s", exc)
             return None
@@ -386,6 +407,7 @@ class OnlineMonitor:
         counts.metric_errors = result.count(MetricStatus.ERROR)
         counts.skipped = result.count(MetricStatus.SKIPPED)
         counts.deferred = result.count(MetricStatus.DEFERRED)
+        counts.repaired_text = outcome.repaired_text
         for sink_name in ("postgres", "langfuse"):
             report = outcome.report(sink_name)
             if report is not None:

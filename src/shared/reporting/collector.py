@@ -119,8 +119,11 @@ class MetricTally:
 class ReportCollector:
     """Feed it each chunk's result rows; read per-metric tallies for the report at the end."""
 
-    def __init__(self, directions: Mapping[str, Direction] | None = None, *, seed: int = 0) -> None:
-        self.directions = dict(directions or {})
+    def __init__(self, directions: Mapping[str, str] | None = None, *, seed: int = 0) -> None:
+        self.directions: dict[str, Direction] = {
+            name: "lower_is_better" if d == "lower_is_better" else "higher_is_better"
+            for name, d in (directions or {}).items()
+        }
         self.tallies: dict[str, MetricTally] = {}
         self._rng = random.Random(seed)
 

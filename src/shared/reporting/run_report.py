@@ -136,7 +136,7 @@ def render_markdown(summary: Mapping[str, Any], lines: Sequence[MetricLine], *, 
     out = [
         f"## evalmon: {summary.get('monitor')} - {summary.get('status')}",
         "",
-        f"Run `{summary.get('run_id')}` over {window.get('since', '?')} .. {window.get('until', '?')}"
+        f"Run `{summary.get('run_id')}` over {_window_text(window)}"
         f" in {summary.get('duration_s', 0):.1f} s; judge cost ${summary.get('cost_usd', 0):.4f}.",
         "",
         "| " + " | ".join(COUNT_LABELS.values()) + " |",
@@ -174,6 +174,12 @@ def render_markdown(summary: Mapping[str, Any], lines: Sequence[MetricLine], *, 
     return "\n".join(out)
 
 
+def _window_text(window: Mapping[str, Any]) -> str:
+    if window.get("applied") is False:
+        return "every record of the source (no time window applied)"
+    return f"{window.get('since', '?')} .. {window.get('until', '?')}"
+
+
 def _bullets(title: str, entries: Sequence[str]) -> list[str]:
     if not entries:
         return []
@@ -203,8 +209,7 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_h(summary.get('monitor'))} <span class='status {_h(summary.get('status'))}'>"
         f"{_h(summary.get('status'))}</span></h1>",
-        f"<p>Run <code>{_h(summary.get('run_id'))}</code> over {_h(window.get('since'))} .. "
-        f"{_h(window.get('until'))}, {float(summary.get('duration_s') or 0):.1f} s, judge cost "
+        f"<p>Run <code>{_h(summary.get('run_id'))}</code> over {_h(_window_text(window))}, {float(summary.get('duration_s') or 0):.1f} s, judge cost "
         f"${float(summary.get('cost_usd') or 0):.4f}.</p>",
         "<table><tr>" + "".join(f"<th>{_h(label)}</th>" for label in COUNT_LABELS.values()) + "</tr><tr>",
         "".join(f"<td class='num'>{_h(counts.get(key, 0))}</td>" for key in COUNT_LABELS) + "</tr></table>",
@@ -291,7 +296,7 @@ def _charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tup
             axis.set_visible(False)
         figure.tight_layout()
         charts.append(("score distribution per metric", _png(figure, plt)))
-    rated = [line for line in lines if line.value is not None]
+    rated = [line for line in lines if line.value is not None and line.stat == "pass rate"]  # one 0..1 axis
     if rated:
         figure, axis = plt.subplots(figsize=(8, 0.5 * len(rated) + 1.2))
         for y, line in enumerate(rated):
@@ -301,10 +306,11 @@ def _charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tup
             low = value if line.low is None else line.low
             high = value if line.high is None else line.high
             axis.errorbar([value], [y], xerr=[[value - low], [high - value]], fmt="o", color="#3949ab")
-        axis.set_yticks(range(len(rated)), [f"{line.name} ({line.stat})" for line in rated])
-        axis.set_title("this run (95% interval) against the baseline band (grey)", fontsize=9)
+        axis.set_yticks(range(len(rated)), [line.name for line in rated])
+        axis.set_xlim(min(0.5, *(line.low or 0.0 for line in rated)) - 0.02, 1.02)
+        axis.set_title("pass rate of this run (95% interval) against the baseline band (grey)", fontsize=9)
         figure.tight_layout()
-        charts.append(("metric values against baseline", _png(figure, plt)))
+        charts.append(("pass rates against the baseline", _png(figure, plt)))
     return charts
 
 
