@@ -1,21 +1,30 @@
-"""`source.type: langfuse`: complete traces of a window, read in bulk from the v2 observations API.
+"""`source.type: langfuse`: traces of a window, read in bulk from the v2 observations API.
 
 Langfuse v4 is observation-centric: SDK 5 has no trace list, and the v3 trace endpoints are gone
 from Langfuse Cloud. So a trace is read as the set of observations sharing a `traceId`.
 
-DATAFLOW (per page; requests grow with pages, never with traces; memory holds one page):
-  1. GET /api/public/v2/observations  filter = window + monitor filters + isRootObservation
-     (or name = observation_name for observation-level monitors), cursor pagination
-  2. GET /api/public/v2/observations  filter = traceId any of <the page's trace ids>
-     (chunked so the URL stays short), every page of it
-  3. group rows by traceId -> `Trace` (root observation carries the trace's I/O) -> yield
+DATAFLOW (requests grow with pages, never with traces; memory holds a few pages):
+  1. fetch_roots  GET /api/public/v2/observations  filter = window + monitor filters +
+                  isRootObservation (or name = observation_name), cursor pages; the next page is
+                  requested while this one is used. Light (ROOT_GROUPS, 1,000 a page) when the
+                  monitor samples before hydrating, else with the field groups the extractor uses.
+  2. hydrate      per `child_batch` chosen traces: GET ... filter = traceId any of <ids> and
+                  isRootObservation = false (children never re-read the root), narrowed to the
+                  names/types the extractor declares, none at all when it needs only the root;
+                  light roots are re-read once with their I/O. Up to `concurrency` queries at once
+                  (halved by each 429; the retry waits Retry-After).
+  3. group rows by traceId -> `Trace` (root observation carries the trace's I/O)
+`fetch` (complete traces) runs 1-3 with pages hydrating `concurrency` ahead of the consumer.
+What to read comes from the extractor's `ExtractorNeeds` (`plan_reads`; see `read_plan`).
 
-Every call goes through the SDK's HTTP client (see `read_observations`) in a worker thread, with retries
-on 429/5xx/timeouts honouring Retry-After (`shared.langfuse.client.call_api`).
+Every call goes through the SDK's HTTP client (see `read_observations`) in a worker thread, with
+retries on 429/5xx/timeouts honouring Retry-After (`shared.langfuse.client.call_api`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -25,18 +34,27 @@ from typing import Any, ClassVar, Literal
 import orjson
 from langfuse import Langfuse
 from langfuse.api.core import ApiError
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from shared.errors import ConfigError, SourceError, TransientError
+from shared.evaluation.item import DatasetItem
 from shared.langfuse.client import CallStats, call_api, check_connection, make_client
-from shared.langfuse.trace import Trace
+from shared.langfuse.limiter import AdaptiveLimiter
+from shared.langfuse.trace import Trace, parse_time
+from shared.monitoring.needs import ExtractorNeeds
+from shared.monitoring.read_ahead import map_ahead, read_ahead
 from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams
 from shared.monitoring.window import Window, iso
 from shared.registry import import_dotted
 
-ALL_FIELDS = "core,basic,time,io,metadata,model,usage,prompt,metrics,trace_context"
+FIELD_GROUP_ORDER = ("core", "basic", "time", "io", "metadata", "model", "usage", "prompt", "metrics", "trace_context")
+ALL_FIELDS = ",".join(FIELD_GROUP_ORDER)
+# What every root carries (ids, times, names, tags: all dedup and sampling read) and every child.
+ROOT_GROUPS = frozenset({"core", "basic", "trace_context"})
+CHILD_GROUPS = frozenset({"core", "basic"})
 # Trace ids per bulk child query: 100 ids of 32 hex chars keep the URL near 5 kB.
 DEFAULT_CHILD_BATCH = 100
+MAX_PAGE = 1000  # the v2 API's largest page
 
 
 class LangfuseSourceParams(SourceParams):
@@ -57,6 +75,10 @@ class LangfuseSourceParams(SourceParams):
         default_factory=list, description="metadata keys returned in full (others are cut at 200 characters)"
     )
     page_size: int = Field(default=100, ge=1, le=1000, description="root observations per page")
+    sample_page_size: int = Field(
+        default=MAX_PAGE, ge=1, le=MAX_PAGE, description="light root observations per page (sampled before hydration)"
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="observation queries in flight (halved on a 429)")
     child_batch: int = Field(default=DEFAULT_CHILD_BATCH, ge=1, le=1000, description="trace ids per bulk query")
     max_traces: int | None = Field(default=None, gt=0, description="stop after this many (more_available is set)")
     max_retries: int = Field(default=5, ge=0, le=20)
@@ -163,37 +185,133 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """What one run reads: field groups of each query, and which children (see `read_plan`)."""
+
+    root_fields: str  # the root page read
+    full_root_fields: str  # a root re-read at hydration (only when the root page was light)
+    light_roots: bool
+    child_fields: str | None  # None: no child query at all
+    child_filters: tuple[tuple[dict[str, Any], ...], ...]  # extra conditions, one child query each
+    page_size: int
+
+    @property
+    def all_children(self) -> bool:
+        return self.child_fields is not None and self.child_filters == ((),)
+
+
+def read_plan(params: LangfuseSourceParams, needs: ExtractorNeeds | None, *, light_roots: bool) -> ReadPlan:
+    """Field groups and child queries for what the extractor declares it needs (None: everything).
+
+    Roots always carry ROOT_GROUPS (ids, times, names, tags: what dedup and sampling read). A
+    light root page (the monitor samples before it reads the rest) carries only those, 1,000 a
+    page; the chosen roots are re-read with the groups the extractor uses, in bulk.
+    """
+    configured = {g.strip() for g in params.fields.split(",") if g.strip()}
+    used = configured if needs is None or needs.field_groups is None else set(needs.field_groups)
+    full_root = ROOT_GROUPS | used
+    child_fields: str | None = _fields(CHILD_GROUPS | used)
+    filters: tuple[tuple[dict[str, Any], ...], ...] = ((),)
+    if needs is not None and needs.root_only and not params.observation_name:
+        child_fields = None
+    elif needs is not None and not needs.all_children:
+        named = []
+        if needs.observation_names:
+            named.append(
+                (
+                    {
+                        "type": "stringOptions",
+                        "column": "name",
+                        "operator": "any of",
+                        "value": sorted(needs.observation_names),
+                    },
+                )
+            )
+        if needs.observation_types:
+            named.append(
+                (
+                    {
+                        "type": "stringOptions",
+                        "column": "type",
+                        "operator": "any of",
+                        "value": sorted(needs.observation_types),
+                    },
+                )
+            )
+        filters = tuple(named)
+    return ReadPlan(
+        root_fields=_fields(ROOT_GROUPS if light_roots else full_root),
+        full_root_fields=_fields(full_root),
+        light_roots=light_roots,
+        child_fields=child_fields,
+        child_filters=filters,
+        page_size=params.sample_page_size if light_roots else params.page_size,
+    )
+
+
+def _fields(groups: Iterable[str]) -> str:
+    wanted = set(groups)
+    known = [g for g in FIELD_GROUP_ORDER if g in wanted]
+    return ",".join(known + sorted(wanted - set(FIELD_GROUP_ORDER)))
+
+
+def _any_of(column: str, values: Sequence[str]) -> dict[str, Any]:
+    return {"type": "stringOptions", "column": column, "operator": "any of", "value": list(values)}
+
+
+def _is_root(flag: bool) -> dict[str, Any]:
+    return {"type": "boolean", "column": "isRootObservation", "operator": "=", "value": flag}
+
+
 class ObservationReader:
-    """Pages through v2 observations with one filter; shared by the source and TraceCollection."""
+    """Pages through v2 observations; every call bounded by the adaptive limiter and counted."""
 
     def __init__(
         self,
         client: Langfuse,
         params: LangfuseSourceParams,
         stats: CallStats | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self.client = client
         self.params = params
         self.stats = stats or CallStats()
+        self.limiter = limiter or AdaptiveLimiter(params.concurrency)
+        self.response_bytes = 0
 
-    async def page(self, conditions: Sequence[dict[str, Any]], cursor: str | None, limit: int) -> ObservationPage:
+    async def page(
+        self, conditions: Sequence[dict[str, Any]], cursor: str | None, limit: int, fields: str | None = None
+    ) -> ObservationPage:
         query = {
-            "fields": self.params.fields,
+            "fields": fields or self.params.fields,
             "expandMetadata": ",".join(self.params.expand_metadata) or None,
             "limit": limit,
             "cursor": cursor,
             "filter": json.dumps(list(conditions)),
         }
+        loop = asyncio.get_running_loop()
+        limiter = self.limiter
+
+        def read(client: Langfuse, query: dict[str, Any], request_options: Any = None) -> ObservationPage:
+            try:
+                return read_observations(client, query, request_options)
+            except ApiError as exc:
+                if exc.status_code == 429:  # fewer calls at once from now on; call_api waits Retry-After
+                    loop.call_soon_threadsafe(limiter.rate_limited)
+                raise
+
         try:
-            return await call_api(
-                read_observations,
-                self.client,
-                query,
-                attempts=self.params.max_retries + 1,
-                initial_wait=self.params.retry_initial_s,
-                max_wait=self.params.retry_max_s,
-                stats=self.stats,
-            )
+            async with limiter:
+                page: ObservationPage = await call_api(
+                    read,
+                    self.client,
+                    query,
+                    attempts=self.params.max_retries + 1,
+                    initial_wait=self.params.retry_initial_s,
+                    max_wait=self.params.retry_max_s,
+                    stats=self.stats,
+                )
         except TransientError as exc:
             raise SourceError(
                 f"Langfuse observations read failed after {self.params.max_retries} retries: {exc}"
@@ -204,32 +322,40 @@ class ObservationReader:
                     f"Langfuse rejected the credentials (HTTP {exc.status_code})", field="LANGFUSE_SECRET_KEY"
                 ) from None
             raise SourceError(f"Langfuse observations read failed: HTTP {exc.status_code}: {exc.body}") from None
+        self.response_bytes += page.response_bytes
+        return page
 
-    async def observations_of(self, trace_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Every observation of these traces, in bulk: one query per chunk of ids, all its pages."""
+    async def read_all(self, conditions: Sequence[dict[str, Any]], fields: str) -> list[dict[str, Any]]:
+        """Every page of one query (1,000 rows a page)."""
         rows: list[dict[str, Any]] = []
-        size = self.params.child_batch
-        for start in range(0, len(trace_ids), size):
-            chunk = list(trace_ids[start : start + size])
-            conditions = [{"type": "stringOptions", "column": "traceId", "operator": "any of", "value": chunk}]
-            cursor: str | None = None
-            while True:
-                page = await self.page(conditions, cursor, 1000)
-                rows.extend(page.rows)
-                cursor = page.cursor
-                if not cursor:
-                    break
-        return rows
+        cursor: str | None = None
+        while True:
+            page = await self.page(conditions, cursor, MAX_PAGE, fields)
+            rows.extend(page.rows)
+            cursor = page.cursor
+            if not cursor:
+                return rows
 
 
 class LangfuseDataSource(DataSource):
-    """Complete traces of the window, page by page, newest first (the v2 API's order)."""
+    """Traces of the window, newest first (the v2 API's order), read in two parts.
+
+    `fetch_roots` pages through the selected observations (roots, or the named observations of an
+    observation-level monitor); `hydrate` completes chosen ones in bulk; `fetch` does both with the
+    reads overlapped (complete traces, for notebooks and monitors that cannot sample on roots).
+    """
 
     type_key = "langfuse"
     ordering = "newest_first"
+    reads_in_parts = True
     Params: ClassVar[type[SourceParams]] = LangfuseSourceParams
 
     _client: Langfuse | None = None
+    _needs: ExtractorNeeds | None = None
+    _light_roots: bool = False
+    _reader: ObservationReader | None = None
+    _reader_loop: asyncio.AbstractEventLoop | None = None
+    _pages: int = 0
 
     @property
     def lf_params(self) -> LangfuseSourceParams:
@@ -247,8 +373,6 @@ class LangfuseDataSource(DataSource):
 
     async def check(self) -> None:
         """Bad credentials -> ConfigError, unavailable after the source's retries -> SourceError, before any work."""
-        import asyncio
-
         params = self.lf_params
         await asyncio.to_thread(
             check_connection,
@@ -266,70 +390,172 @@ class LangfuseDataSource(DataSource):
         found = import_dotted(path, field="source.prompt_patterns")
         return found() if isinstance(found, type) else found
 
-    async def fetch(self, window: Window) -> AsyncIterator[Trace | InvalidRecord]:
+    # -- what to read --------------------------------------------------------------------
+    def plan_reads(self, needs: ExtractorNeeds | None, *, light_roots: bool) -> None:
+        self._needs = needs
+        self._light_roots = light_roots
+
+    @property
+    def plan(self) -> ReadPlan:
+        return read_plan(self.lf_params, self._needs, light_roots=self._light_roots)
+
+    def _reader_now(self) -> ObservationReader:
+        """One reader (stats, limiter) per event loop: a monitor object may run in several loops."""
+        loop = asyncio.get_running_loop()
+        if self._reader is None or self._reader_loop is not loop:
+            self._reader = ObservationReader(self.client, self.lf_params, CallStats())
+            self._reader_loop = loop
+            self._pages = 0
+        return self._reader
+
+    def _publish_stats(self) -> None:
+        reader = self._reader
+        if reader is None:
+            return
+        self.stats.requests = reader.stats.requests
+        self.stats.extra.update(
+            pages=self._pages,
+            retries=reader.stats.retries,
+            response_bytes=reader.response_bytes,
+            rate_limited=reader.limiter.rate_limited_count,
+            concurrency=reader.limiter.limit,
+        )
+
+    # -- reading -------------------------------------------------------------------------
+    async def fetch_roots(self, window: Window) -> AsyncIterator[dict[str, Any] | InvalidRecord]:
+        """The window's selected rows, page by page, the next page requested while this one is used."""
+        async with contextlib.aclosing(read_ahead(self._root_pages(window), depth=1)) as pages:
+            async for rows in pages:
+                for row in rows:
+                    yield (
+                        row
+                        if row.get("traceId")
+                        else InvalidRecord("observation without traceId", str(row.get("id") or ""))
+                    )
+
+    async def _root_pages(self, window: Window) -> AsyncIterator[list[dict[str, Any]]]:
         params = self.lf_params
-        stats = CallStats()
-        reader = ObservationReader(self.client, params, stats)
-        patterns = self.patterns()
+        plan = self.plan
+        reader = self._reader_now()
         conditions = window_filter(params, window)
         cursor: str | None = None
-        yielded = 0
-        pages = 0
+        taken = 0
         while True:
-            page = await reader.page(conditions, cursor, params.page_size)
-            pages += 1
-            cursor = page.cursor
-            selected = page.rows
-            if params.max_traces is not None and yielded + len(selected) > params.max_traces:
-                selected = selected[: params.max_traces - yielded]
-                self.stats.more_available = True
-            async for record in self._complete(reader, selected, patterns):
-                yielded += 1
-                yield record
-            self._publish_stats(stats, pages)
-            if self.stats.more_available:
-                return
+            page = await reader.page(conditions, cursor, plan.page_size, plan.root_fields)
+            self._pages += 1
+            rows = page.rows
+            if params.max_traces is not None and taken + len(rows) >= params.max_traces:
+                more = taken + len(rows) > params.max_traces or page.cursor is not None
+                rows = rows[: params.max_traces - taken]
+                self.stats.more_available = self.stats.more_available or more
+                cursor = None
+            else:
+                cursor = page.cursor
+            taken += len(rows)
+            self._publish_stats()
+            yield rows
             if not cursor:
                 return
-            if params.max_traces is not None and yielded >= params.max_traces:
-                self.stats.more_available = True
-                self._publish_stats(stats, pages)
-                return
 
-    def _publish_stats(self, stats: CallStats, pages: int) -> None:
-        self.stats.requests = stats.requests
-        self.stats.extra.update(pages=pages, retries=stats.retries)
+    def preview(self, root: Any, item_level: str) -> DatasetItem | None:
+        """The identity of a root row (what the ledger and samplers read), before it is hydrated."""
+        if not isinstance(root, dict):
+            return None
+        trace_id = root.get("traceId")
+        observation_id = root.get("id")
+        item_id = observation_id if item_level == "observation" else trace_id
+        try:
+            return DatasetItem(
+                id=str(item_id or ""),
+                trace_id=str(trace_id) if trace_id else None,
+                observation_id=str(observation_id) if item_level == "observation" and observation_id else None,
+                session_id=str(root["sessionId"]) if root.get("sessionId") else None,
+                source_timestamp=parse_time(root.get("startTime")),
+                metadata={
+                    "trace_name": root.get("traceName"),
+                    "tags": root.get("tags") or [],
+                    "environment": root.get("environment"),
+                    "user_id": root.get("userId"),
+                },
+            )
+        except ValidationError:
+            return None
 
-    async def _complete(
-        self, reader: ObservationReader, selected: list[dict[str, Any]], patterns: Any
-    ) -> AsyncIterator[Trace | InvalidRecord]:
-        """Selected rows (roots or named observations) -> complete traces, in the page's order."""
-        trace_ids: list[str] = []
-        for row in selected:
-            trace_id = row.get("traceId")
-            if trace_id and trace_id not in trace_ids:
-                trace_ids.append(trace_id)
-        grouped: dict[str, list[dict[str, Any]]] = {tid: [] for tid in trace_ids}
-        for row in await reader.observations_of(trace_ids) if trace_ids else []:
-            bucket = grouped.get(row.get("traceId") or "")
-            if bucket is not None:
-                bucket.append(row)
-        seen: dict[str, set[str]] = {}
-        for row in selected:
-            trace_id = row.get("traceId")
-            if not trace_id:
-                yield InvalidRecord("observation without traceId", str(row.get("id") or ""))
-                continue
-            rows = grouped[trace_id]
-            ids = seen.setdefault(trace_id, {r["id"] for r in rows})
-            if row["id"] not in ids:  # selected row not returned by the bulk read (late ingestion)
-                rows.append(row)
-                ids.add(row["id"])
-            target = row["id"] if self.lf_params.observation_name else None
-            yield Trace.from_observations(rows, patterns, target_observation_id=target)
+    async def hydrate(self, roots: Sequence[Any]) -> list[Any]:
+        """Chosen root rows -> complete traces (in order): their children and, for light roots, their I/O.
+
+        One query per `child_batch` traces (and per declared name/type filter), up to
+        `source.concurrency` at once.
+        """
+        rows = [r for r in roots if isinstance(r, dict)]
+        trace_ids = list(dict.fromkeys(str(r["traceId"]) for r in rows if r.get("traceId")))
+        batches = [
+            trace_ids[i : i + self.lf_params.child_batch] for i in range(0, len(trace_ids), self.lf_params.child_batch)
+        ]
+        fetched = await asyncio.gather(*(self._hydration_rows(batch) for batch in batches))
+        self._publish_stats()
+        return _assemble(
+            roots, [row for part in fetched for row in part], self.patterns(), self.lf_params.observation_name
+        )
+
+    async def _hydration_rows(self, trace_ids: list[str]) -> list[dict[str, Any]]:
+        plan = self.plan
+        reader = self._reader_now()
+        ids = _any_of("traceId", trace_ids)
+        queries: list[tuple[list[dict[str, Any]], str]] = []
+        if self.lf_params.observation_name:  # observation-level: the whole trace around the targets
+            queries.append(
+                ([ids], _fields({*plan.full_root_fields.split(","), *(plan.child_fields or "core").split(",")}))
+            )
+        elif plan.light_roots and plan.all_children:  # roots and children in one query
+            queries.append(([ids], _fields({*plan.full_root_fields.split(","), *str(plan.child_fields).split(",")})))
+        else:
+            if plan.light_roots:
+                queries.append(([ids, _is_root(True)], plan.full_root_fields))
+            if plan.child_fields is not None:
+                queries.extend(([ids, _is_root(False), *extra], plan.child_fields) for extra in plan.child_filters)
+        parts = await asyncio.gather(*(reader.read_all(conditions, fields) for conditions, fields in queries))
+        return [row for part in parts for row in part]
+
+    async def fetch(self, window: Window) -> AsyncIterator[Trace | InvalidRecord]:
+        """Complete traces: root pages read ahead, up to `concurrency` pages hydrating at once, in order."""
+        pages = read_ahead(self._root_pages(window), depth=1)
+        async with contextlib.aclosing(map_ahead(pages, self.hydrate, ahead=self.lf_params.concurrency)) as traces:
+            async for page in traces:
+                for record in page:
+                    yield record
 
     async def aclose(self) -> None:
         self._client = None
+        self._reader = None
+        self._reader_loop = None
+
+
+def _assemble(
+    selected: Sequence[Any], fetched: Iterable[dict[str, Any]], patterns: Any, observation_level: str | None
+) -> list[Any]:
+    """Selected rows + the rows read for them -> one Trace per selected row, in order.
+
+    A row read at hydration replaces the selected row of the same id (it carries more field
+    groups); a selected row the hydration did not return (late ingestion) is kept as it was.
+    """
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in fetched:
+        grouped.setdefault(str(row.get("traceId") or ""), {})[str(row.get("id"))] = row
+    out: list[Any] = []
+    for row in selected:
+        if not isinstance(row, dict):
+            out.append(row)  # an InvalidRecord stays where it was
+            continue
+        trace_id = row.get("traceId")
+        if not trace_id:
+            out.append(InvalidRecord("observation without traceId", str(row.get("id") or "")))
+            continue
+        rows = grouped.setdefault(str(trace_id), {})
+        rows.setdefault(str(row.get("id")), row)
+        target = str(row.get("id")) if observation_level else None
+        out.append(Trace.from_observations(list(rows.values()), patterns, target_observation_id=target))
+    return out
 
 
 def traces_from_rows(rows: Iterable[dict[str, Any]], patterns: Any = None) -> list[Trace]:

@@ -3,12 +3,18 @@
 A source turns a window into raw records (a `Trace`, a table row, a Slack thread) page by page;
 extractors turn records into DatasetItems. Sources register by `type` key, or are named by
 dotted path in YAML; each validates its own `Params` model at config load.
+
+A source that can read a record in two parts (`reads_in_parts`, the Langfuse source) also
+offers `fetch_roots` (light records: ids, timestamps, names, tags), `preview` (the identity of
+one, for the ledger and the sampler) and `hydrate` (complete only the chosen ones), so a run
+reads in full only what it scores. The defaults make any other source work unchanged: roots
+are the complete records and hydrating them changes nothing.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -16,6 +22,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import ConfigError
+from shared.evaluation.item import DatasetItem
+from shared.monitoring.needs import ExtractorNeeds
 from shared.monitoring.window import Window
 from shared.registry import Registry
 from shared.settings import Settings
@@ -52,6 +60,8 @@ class DataSource(ABC):
     default_extractor: ClassVar[str | None] = None
     # False for sources that read everything unless given explicit since/until (trace files).
     filters_by_default_window: ClassVar[bool] = True
+    # True when fetch_roots/preview/hydrate read less than fetch (see the module docstring).
+    reads_in_parts: ClassVar[bool] = False
     Params: ClassVar[type[SourceParams]] = SourceParams
 
     def __init__(self, params: SourceParams, *, settings: Settings, base_dir: Path, key: str | None = None) -> None:
@@ -63,7 +73,7 @@ class DataSource(ABC):
 
     @property
     def source_key(self) -> str:
-        """The source part of item identity (DESIGN.md section 3); `source.key` overrides it."""
+        """The source part of item identity (architecture.md section 3); `source.key` overrides it."""
         return self._key or self.default_key()
 
     def default_key(self) -> str:
@@ -75,6 +85,25 @@ class DataSource(ABC):
     @abstractmethod
     def fetch(self, window: Window) -> AsyncIterator[Any]:
         """Yield raw records of the window, page by page (bounded memory)."""
+
+    def plan_reads(self, needs: ExtractorNeeds | None, *, light_roots: bool) -> None:  # noqa: B027 - optional hook
+        """What the run will read of each record (None: everything), and whether roots may be light
+        (ids and timestamps only) because the run samples before it hydrates."""
+
+    def fetch_roots(self, window: Window) -> AsyncIterator[Any]:
+        """Records enough for dedup and sampling, page by page. Default: the complete records."""
+        return self.fetch(window)
+
+    def preview(self, root: Any, item_level: str) -> DatasetItem | None:
+        """A root's identity (id, trace id, timestamp, trace name and tags) without hydrating it.
+
+        None means the source cannot tell: the monitor then extracts complete records instead.
+        """
+        return None
+
+    async def hydrate(self, roots: Sequence[Any]) -> list[Any]:
+        """The complete records of these roots, in order. Default: roots are complete already."""
+        return list(roots)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
