@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ from shared.settings import Settings
 SCORE_NAMESPACE = uuid.UUID("6f1b7c1e-4c55-5a8e-9d3e-0e7a1f2c9b41")
 DATA_TYPES = {"numeric": "NUMERIC", "boolean": "BOOLEAN", "categorical": "CATEGORICAL"}
 READ_BACK_PAGE = 100  # GET /api/public/v3/scores accepts at most 100 per page
+# Langfuse environment names: lowercase letters, digits, `-` and `_`, not starting with `langfuse`.
+_ENVIRONMENT_RE = re.compile(r"(?!langfuse)[a-z0-9_-]{1,40}")
 
 
 def score_id(monitor: str, source_key: str, item_id: str, metric_name: str) -> str:
@@ -94,8 +97,19 @@ def _target_of(run: RunContext, row: ResultRow) -> str | None:
     return item.trace_id or item.id
 
 
+def score_environment(configured: str | None, item_metadata: Mapping[str, Any]) -> str | None:
+    """Where a score lands: the configured environment, else the scored trace's own (so a staging
+    trace's score is seen in staging); None (Langfuse's default) when neither is a valid name."""
+    if configured:
+        return configured
+    found = item_metadata.get("environment")
+    return found if isinstance(found, str) and _ENVIRONMENT_RE.fullmatch(found) else None
+
+
 def build_score(run: RunContext, row: ResultRow, environment: str | None) -> PreparedScore | None:
-    """The score body of one ok row; None when there is nothing to attach it to or no value."""
+    """The score body of one ok row; None when there is nothing to attach it to or no value.
+
+    `environment` is the configured one; without it the score takes the trace's environment."""
     item = row.item
     typed = score_value(row)
     trace_id = item.trace_id or (item.id if run.config.item_level == "trace" else None)
@@ -124,7 +138,7 @@ def build_score(run: RunContext, row: ResultRow, environment: str | None) -> Pre
         data_type=data_type,
         comment=row.result.explanation or None,
         metadata=metadata,
-        environment=environment,
+        environment=score_environment(environment, item.metadata),
         timestamp=item.source_timestamp,
     )
     return PreparedScore(pair=(item.id, row.metric_name), body=body, id=sid)
@@ -259,6 +273,9 @@ class LangfuseSink(Sink):
             return
         except ApiError as exc:
             outcome.failures.append(f"POST /api/public/scores answered HTTP {exc.status_code}: {_short(exc.body)}")
+            return
+        except (TypeError, ValueError) as exc:  # a body the SDK cannot encode: this batch fails, not the run
+            outcome.failures.append(f"POST /api/public/scores not sent: {type(exc).__name__}: {_short(exc)}")
             return
         if isinstance(response, CreateScoreBatchResults):
             outcome.partial_batches += 1

@@ -21,14 +21,15 @@ from pydantic import Field
 
 from shared.errors import ConfigError
 from shared.langfuse.trace import Trace
-from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams
+from shared.monitoring.sources.base import DataSource, InvalidRecord
+from shared.monitoring.sources.filters import TraceFilterParams, keeps
 from shared.monitoring.window import Window
 
 _NO_ID = "\x00no-trace-id"
 FileFormat = Literal["auto", "observations", "traces", "csv", "parquet"]
 
 
-class FileSourceParams(SourceParams):
+class FileSourceParams(TraceFilterParams):  # trace_name, tags, environment, user_id as in Langfuse
     path: str = Field(min_length=1, description="trace file, relative to the working directory")
     format: FileFormat = "auto"
     id_field: str = Field(default="id", description="id column of csv/parquet tables")
@@ -79,6 +80,8 @@ class FileDataSource(DataSource):
             records = self._table_rows(fmt)
         for record in records:
             if window.explicit and not isinstance(record, InvalidRecord) and not window.contains(_timestamp(record)):
+                continue
+            if not isinstance(record, InvalidRecord) and not keeps(record, self.params):
                 continue
             yield record
 
