@@ -26,11 +26,14 @@ def local_baseline(
     """
     summaries = []
     prefix_marker = f"-{monitor}-"
+    started = before_run_id.split("-", 1)[0]  # run ids start with their UTC start second
     candidates = sorted(
         (
             p
             for p in runs_root.glob("*/summary.json")
-            if prefix_marker in p.parent.name and p.parent.name < before_run_id
+            if prefix_marker in p.parent.name
+            and p.parent.name != before_run_id
+            and p.parent.name.split("-", 1)[0] <= started
         ),
         key=lambda p: p.parent.name,
         reverse=True,

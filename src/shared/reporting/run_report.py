@@ -119,13 +119,17 @@ def _direction_label(direction: str) -> str:
 
 
 def _delta_text(line: MetricLine) -> str:
+    """Change against the baseline, marked when it moved the bad way (a pass rate is bad going down)."""
     delta = line.delta
     if delta is None or line.baseline is None:
         return "no baseline"
-    worse = delta < 0 if line.direction == "higher_is_better" else delta > 0
-    sign = "+" if delta >= 0 else "-"
-    amount = f"{abs(delta) * 100:.1f} pts" if line.stat == "pass rate" else f"{abs(delta):.4g}"
-    marker = " (worse)" if worse and abs(delta) > 1e-12 else ""
+    scale = 100 if line.stat == "pass rate" else 1
+    shown = round(delta * scale, 1 if line.stat == "pass rate" else 4)
+    higher_is_better = line.stat == "pass rate" or line.direction == "higher_is_better"
+    worse = shown < 0 if higher_is_better else shown > 0
+    amount = f"{abs(shown):.1f} pts" if line.stat == "pass rate" else f"{abs(shown):.4g}"
+    sign = "-" if shown < 0 else "+"
+    marker = " (worse)" if worse else ""
     return f"{sign}{amount}{marker} vs {_fmt(line.baseline.value, line.stat)} over {line.baseline.runs} runs"
 
 
