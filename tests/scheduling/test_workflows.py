@@ -40,6 +40,7 @@ def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int
         "DRY_RUN": "true" if dry_run else "false",
         "RUNNER_TEMP": str(tmp_path),
         "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(tmp_path / "step-output.txt"),
         "LANGFUSE_BASE_URL": "",  # an unset repository variable arrives empty
     }
     proc = subprocess.run(
@@ -51,21 +52,23 @@ def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int
 def test_the_run_step_writes_the_summary_and_passes_the_exit_code(tmp_path: Path) -> None:
     write_monitor(tmp_path)
     code, summary = run_step(tmp_path, "sched_e2e.yaml", dry_run=True)
-    assert code == 0 and "### sched_e2e: dry_run (exit code 0)" in summary
+    assert code == 0 and "## evalmon: sched_e2e - dry_run" in summary
     assert not (tmp_path / "ledger.csv").exists(), "a dry run records nothing"
 
     code, summary = run_step(tmp_path, "sched_e2e.yaml")
     assert code == 0
-    assert "### sched_e2e: ok (exit code 0)" in summary
-    assert "| non_empty | 12 | 0.75 |" in summary
-    assert '"run_id"' in summary  # the RunSummary JSON itself
+    assert "## evalmon: sched_e2e - ok" in summary  # the run's report.md
+    assert "| non_empty | higher is better | 12 | pass rate 75.0% |" in summary
+    outputs = (tmp_path / "step-output.txt").read_text(encoding="utf-8")
+    report_dir = Path(outputs.strip().splitlines()[-1].removeprefix("report_dir="))
+    assert (report_dir / "report.html").is_file()  # what the upload step sends as an artifact
     assert (tmp_path / "ledger.csv").exists()
 
 
 def test_a_config_error_fails_the_step_with_exit_code_2(tmp_path: Path) -> None:
     code, summary = run_step(tmp_path, "no_such_monitor")
     assert code == 2
-    assert "exited with code 2 before a RunSummary was written" in summary
+    assert "exit code 2, no run report" in summary
 
 
 def test_workflows_pin_actions_and_never_interpolate_into_shell() -> None:
