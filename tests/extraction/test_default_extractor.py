@@ -209,12 +209,17 @@ def test_origins_of_configured_paths_and_custom_extractors() -> None:
 
 
 def test_needs_declare_which_observations_an_extractor_reads() -> None:
-    assert needs_of(DEFAULT) == ExtractorNeeds(root_only=False)  # every observation
+    default_needs = needs_of(DEFAULT)
+    assert default_needs is not None and default_needs.all_children  # the rules may read any observation
+    assert default_needs.field_groups is not None and "io" in default_needs.field_groups
+    assert "usage" not in default_needs.field_groups
     root_only = FieldPathExtractor({"query": "input", "actual_output": "output", "retrieved_content": "metadata.docs"})
     assert root_only.needs.root_only
     named = FieldPathExtractor(
         {"query": "input", "actual_output": "recommendation.output", "retrieved_content": "type:RETRIEVER.output"}
     )
     assert named.needs == ExtractorNeeds(False, frozenset({"recommendation"}), frozenset({"RETRIEVER"}))
-    assert needs_of(lambda record: record) == ExtractorNeeds()
+    with_path = FieldPathExtractor({}, field_paths=["llm.providedModelName"])
+    assert with_path.needs.all_children and with_path.needs.field_groups is None  # a path may read any field
+    assert needs_of(lambda record: record) is None  # declares nothing: gets everything
     assert isinstance(resolve_extractor("default", {}, None), FieldPathExtractor)

@@ -12,7 +12,6 @@ pointed elsewhere in `extractor_fields`, by path or prompt section (`shared.moni
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConfigError, InvalidRecordError
@@ -22,9 +21,11 @@ from shared.monitoring.extraction.default import read_trace
 from shared.monitoring.extraction.documents import documents_of, numbered
 from shared.monitoring.extraction.paths import FieldSpec, as_spec, get_path, resolve_spec, tolerant_get
 from shared.monitoring.extraction.text import as_text
+from shared.monitoring.needs import EVERYTHING, ExtractorNeeds, needs_of
 from shared.registry import import_dotted
 
 __all__ = [
+    "EVERYTHING",
     "ITEM_FIELDS",
     "Extractor",
     "ExtractorNeeds",
@@ -46,6 +47,8 @@ RULE_FIELDS = ("query", "actual_output", "retrieved_content")
 FIELD_PATHS_KEY = "field_paths"
 # The document numbers the model saw, when they are not simply 1..n (citation_validity reads them).
 NUMBERS_KEY = "retrieved_numbers"
+# The v2 field groups the default rules read (not model, usage, prompt): what a source must fetch.
+DEFAULT_FIELD_GROUPS = frozenset({"core", "basic", "io", "metadata", "metrics", "trace_context"})
 # First path parts that are the trace's (root observation's) own fields, not a step name.
 _TRACE_ATTRIBUTES = {
     "id",
@@ -63,26 +66,6 @@ _TRACE_ATTRIBUTES = {
     "target",
     "version",
 }
-
-
-@dataclass(frozen=True)
-class ExtractorNeeds:
-    """What an extractor reads from a trace. `root_only`: the root observation is enough. Otherwise
-    the observations named in `observation_names` or typed in `observation_types` (uppercase); both
-    empty means every observation."""
-
-    root_only: bool = False
-    observation_names: frozenset[str] = frozenset()
-    observation_types: frozenset[str] = frozenset()
-
-
-EVERY_OBSERVATION = ExtractorNeeds()
-
-
-def needs_of(extractor: Extractor) -> ExtractorNeeds:
-    """An extractor's declared needs; an extractor that declares none reads every observation."""
-    needs = getattr(extractor, "needs", None)
-    return needs if isinstance(needs, ExtractorNeeds) else EVERY_OBSERVATION
 
 
 def resolve_extractor(
@@ -225,12 +208,14 @@ class FieldPathExtractor:
 
     # -- needs ---------------------------------------------------------------------------
     def _needs(self) -> ExtractorNeeds:
-        """Root only when every field is a path on the trace's own fields; else what the paths name."""
+        """Root only when every field is a path on the trace's own fields; else what the paths name.
+        Field groups are narrowed only when no path is configured (a path may read any field)."""
+        paths = [*self.fields.values(), *self.field_paths]
         if any(name not in self.specs for name in RULE_FIELDS):
-            return EVERY_OBSERVATION
+            return ExtractorNeeds(field_groups=None if paths else DEFAULT_FIELD_GROUPS)
         names: set[str] = set()
         types: set[str] = set()
-        for path in [*self.fields.values(), *self.field_paths]:
+        for path in paths:
             head = path.split(".", 1)[0]
             if head.lower().startswith("type:"):
                 types.add(head[5:].upper())
