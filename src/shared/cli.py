@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -308,6 +309,66 @@ def init(
         out.print(f"next: evalmon inspect {result.path}", highlight=False)
 
     guarded(body)
+
+
+@app.command()
+def report(
+    monitor: Annotated[str, typer.Argument(help="Monitor config (file or bare name), or a monitor name.")],
+    since: Annotated[str | None, typer.Option(help="Runs whose window ends at or after this (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="... and before this.")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Break down by an item field: environment, tags, model, prompt_version, ...")
+    ] = None,
+    every: Annotated[str, typer.Option(help="One point per run, hour or day.")] = "run",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for report.html and the PNG charts.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON instead.")] = False,
+) -> None:
+    """Trends over runs: each metric per run (or hour, day) with interval bands, volume, alerts."""
+
+    def body() -> int:
+        from shared.reporting.trends import build_trends, write_trend_report
+        from shared.settings import load_settings
+
+        if every not in ("run", "hour", "day"):
+            raise ConfigError(f"unknown --every '{every}'", field="--every", choices={"run", "hour", "day"})
+        name, runs_dir, implementation_dir = _monitor_and_runs(monitor)
+        trends = build_trends(
+            name,
+            since=parse_time_option(since, "--since"),
+            until=parse_time_option(until, "--until"),
+            every=every,  # type: ignore[arg-type]
+            by=by,
+            settings=load_settings(implementation_dir),
+            runs_dir=runs_dir,
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(trends.as_dict(), indent=2) + "\n")
+            return 0
+        written = write_trend_report(trends, out_dir or Path("data/reports") / name)
+        runs = sum(v.runs for v in trends.volume)
+        out.print(f"{name}: {runs} run(s) from {trends.source}; report: {written[0]}", highlight=False)
+        return 0
+
+    raise typer.Exit(guarded(body))
+
+
+def _monitor_and_runs(name_or_config: str) -> tuple[str, Path, Path | None]:
+    """A config gives its monitor name and runs folder; anything else is a monitor name."""
+    from shared.monitoring.config import NAME_PATTERN
+    from shared.monitoring.loader import load_monitor_config
+
+    try:
+        loaded = load_monitor_config(name_or_config)
+    except ConfigError:
+        if not re.fullmatch(NAME_PATTERN, name_or_config):
+            raise
+        return name_or_config, Path("data/runs"), None
+    parent = loaded.path.resolve().parent
+    return (
+        loaded.config.monitor,
+        Path(loaded.config.publish.local.dir),
+        parent.parent if parent.name == "config" else None,
+    )
 
 
 @app.command()
