@@ -232,7 +232,7 @@ def render_html(
                 f"<td>{_h(_delta_text(line))}</td></tr>"
             )
         parts.append("</table>")
-        charts = _charts(lines, collector)
+        charts = report_charts(lines, collector)
         if charts:
             parts.append("<h2>Charts</h2>")
             parts += [
@@ -277,7 +277,7 @@ _CSS = (
 )
 
 
-def _charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tuple[str, str]]:
+def report_charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tuple[str, str]]:
     """PNG charts as base64: score distributions, and each rate or mean against its baseline band."""
     try:
         import matplotlib
