@@ -316,7 +316,7 @@ class Trace(Record):
         `target_observation_id` marks the observation an observation-level monitor scores
         (`trace.target`).
         """
-        observations = [Observation(r) for r in rows]
+        observations = [Observation(r) for r in _mappings(rows, "observation rows")]
         if not observations:
             raise ValueError("a trace needs at least one observation")
         root = next((o for o in observations if o.is_root), None)
@@ -344,7 +344,7 @@ class Trace(Record):
     def from_v3(cls, payload: Mapping[str, Any], patterns: Any = None) -> Trace:
         """A trace from the v3 / export shape: trace fields plus an `observations` list."""
         data = {k: v for k, v in payload.items() if k != "observations"}
-        rows = payload.get("observations") or []
+        rows = _mappings(payload.get("observations") or [], "observations")
         observations = [Observation({**o, "traceId": o.get("traceId") or data.get("id")}) for o in rows]
         return cls(data, observations, patterns)
 
@@ -447,6 +447,17 @@ class Trace(Record):
         return f"Trace(id={self.id!r}, name={self.name!r}, {len(self.observations)} observation(s))"
 
 
+def _mappings(rows: Any, what: str) -> list[Mapping[str, Any]]:
+    """`rows` as a list of objects, or a ValueError naming what is wrong (never an AttributeError later)."""
+    if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
+        raise ValueError(f"{what} must be a list of objects, not {type(rows).__name__}")
+    listed = list(rows)
+    for row in listed:
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{what} must be a list of objects; found {type(row).__name__}")
+    return listed
+
+
 def _start_order(observation: Observation) -> tuple[bool, datetime]:
     """Sort key: by start time, observations without one last (start time parsed once)."""
     start = observation.start_time
@@ -493,7 +504,10 @@ class TraceCollection(Sequence[Trace]):
             if not isinstance(record, Mapping):
                 collection.invalid.append(f"record {number}: not a JSON object")
             elif "observations" in record or "traceId" not in record:
-                traces.append(Trace.from_v3(record, patterns))
+                try:
+                    traces.append(Trace.from_v3(record, patterns))
+                except ValueError as exc:
+                    collection.invalid.append(f"record {number}: {exc}")
             else:
                 rows.append(dict(record))
         grouped: dict[str, list[dict[str, Any]]] = {}

@@ -16,12 +16,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import Field
 
 from shared.errors import ConfigError
 from shared.langfuse.trace import Trace
 from shared.monitoring.sources.base import DataSource, InvalidRecord
+from shared.monitoring.sources.file_rows import (
+    UNDECODABLE,
+    BadLine,
+    json_records,
+    observation_problem,
+    trace_problem,
+)
 from shared.monitoring.sources.filters import TraceFilterParams, keeps
 from shared.monitoring.window import Window
 
@@ -87,9 +93,14 @@ class FileDataSource(DataSource):
 
     # -- readers -----------------------------------------------------------------------
     def _traces_from_observations(self) -> Iterator[Trace | InvalidRecord]:
-        """Group consecutive rows by traceId; a trace id seen again later is reported, not merged."""
+        """Group consecutive rows by traceId; a trace id seen again later is reported, not merged.
+
+        A row that cannot be read (bad JSON, not UTF-8, a field of the wrong type) costs one
+        invalid record: its own line, or the whole trace when the row names its traceId.
+        """
         current: list[dict[str, Any]] = []
         current_id: str | None = None
+        broken: str | None = None  # why the current trace cannot be read
         emitted: set[str] = set()
 
         def flush() -> Iterator[Trace | InvalidRecord]:
@@ -99,13 +110,14 @@ class FileDataSource(DataSource):
                 yield InvalidRecord("trace rows are not contiguous in the file (sort rows by traceId)", current_id)
                 return
             emitted.add(current_id)
-            yield Trace.from_observations(current)
+            yield InvalidRecord(broken, current_id) if broken else Trace.from_observations(current)
 
-        for line_no, row in _json_records_numbered(self.file):
+        for line_no, row in json_records(self.file):
+            if isinstance(row, BadLine):
+                yield InvalidRecord(f"line {line_no}: {row.reason}")
+                continue
             if not isinstance(row, dict):
-                yield InvalidRecord(
-                    f"line {line_no}: not a JSON object" if row is not None else f"line {line_no}: bad JSON"
-                )
+                yield InvalidRecord(f"line {line_no}: not a JSON object")
                 continue
             trace_id = row.get("traceId")
             if not isinstance(trace_id, str) or not trace_id.strip():
@@ -113,29 +125,42 @@ class FileDataSource(DataSource):
                 if current_id != _NO_ID:
                     yield from flush()
                     current, current_id = [], _NO_ID
-                    yield InvalidRecord(f"line {line_no}: observation without traceId", str(row.get("id") or ""))
+                    yield InvalidRecord(f"line {line_no}: observation without traceId", _ref(row))
                 continue
             if trace_id != current_id:
                 yield from flush()
-                current, current_id = [], trace_id
+                current, current_id, broken = [], trace_id, None
+            problem = observation_problem(row)
+            if problem and broken is None:
+                broken = f"line {line_no}: {problem}"
             current.append(row)
         yield from flush()
 
     def _traces_from_v3(self) -> Iterator[Trace | InvalidRecord]:
-        for line_no, record in _json_records_numbered(self.file):
+        for line_no, record in json_records(self.file):
+            if isinstance(record, BadLine):
+                yield InvalidRecord(f"record {line_no}: {record.reason}")
+                continue
             if not isinstance(record, dict):
                 yield InvalidRecord(f"record {line_no}: not a trace object")
                 continue
+            problem = trace_problem(record)
+            if problem:
+                yield InvalidRecord(f"record {line_no}: {problem}", _ref(record))
+                continue
             yield Trace.from_v3(record)
 
-    def _table_rows(self, fmt: FileFormat) -> Iterator[dict[str, Any]]:
+    def _table_rows(self, fmt: FileFormat) -> Iterator[dict[str, Any] | InvalidRecord]:
         if fmt == "csv":
-            with self.file.open(newline="", encoding="utf-8") as handle:
-                yield from csv.DictReader(handle)
+            yield from _csv_rows(self.file)
             return
+        import pyarrow
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(self.file)
+        try:
+            parquet = pq.ParquetFile(self.file)
+        except (pyarrow.ArrowException, OSError) as exc:
+            raise ConfigError(f"{self.file} is not a readable Parquet file ({exc})", field="source.path") from None
         for batch in parquet.iter_batches(batch_size=1000):
             yield from batch.to_pylist()
 
@@ -151,36 +176,31 @@ def _timestamp(record: Any) -> Any:
 
 
 def _json_records(path: Path) -> Iterator[Any]:
-    for _, record in _json_records_numbered(path):
+    for _, record in json_records(path):
         yield record
 
 
-def _json_records_numbered(path: Path) -> Iterator[tuple[int, Any]]:
-    """JSONL line by line (bad lines yield None); a whole-file JSON list or `{"data": [...]}` too."""
-    with path.open(encoding="utf-8") as handle:
-        first = handle.read(1)
-        while first and first.isspace():
-            first = handle.read(1)
-        if first == "[" or (first == "{" and _is_single_document(path)):
-            handle.seek(0)
-            document = orjson.loads(handle.read())
-            rows = document.get("data", [document]) if isinstance(document, dict) else document
-            yield from enumerate(rows, start=1)
-            return
-        handle.seek(0)
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+def _csv_rows(path: Path) -> Iterator[dict[str, Any] | InvalidRecord]:
+    """CSV rows as mappings; a row with bytes that are not UTF-8, or that csv refuses, is one invalid record."""
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        reader = csv.DictReader(handle)
+        number = 0
+        while True:
+            number += 1
             try:
-                yield line_no, orjson.loads(line)
-            except ValueError:
-                yield line_no, None
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield InvalidRecord(f"row {number}: {exc}")
+                continue
+            if any(isinstance(v, str) and UNDECODABLE.search(v) for pair in row.items() for v in pair):
+                yield InvalidRecord(f"row {number}: not valid UTF-8")
+                continue
+            yield row
 
 
-def _is_single_document(path: Path) -> bool:
-    """A `.json` file holding one object (an API page), rather than JSON lines."""
-    if path.suffix.lower() != ".json":
-        return False
-    with path.open(encoding="utf-8") as handle:
-        handle.readline()
-        return not handle.readline().lstrip().startswith("{")
+def _ref(record: dict[str, Any]) -> str:
+    """The record's own id, for the debug log of invalid records."""
+    value = record.get("id")
+    return value if isinstance(value, str) else ""
