@@ -91,7 +91,7 @@ def test_round_trip_of_text_numbers_and_json(migrated: Settings) -> None:
     view = _query(migrated, "SELECT count(*), count(trace_id) FROM evaluation_results_with_items")
     assert view == [(4, 4)]
     run_row = _query(migrated, "SELECT monitor, source_key, status, counts->>'results' FROM evaluation_runs")
-    assert run_row == [("mon", "src", "running", "4")]
+    assert run_row == [("mon", "src", "aborted", "4")]  # published, closed without finish_run
 
 
 def test_rerun_upserts_instead_of_duplicating(migrated: Settings) -> None:
@@ -229,18 +229,19 @@ def test_rows_formatted_during_the_items_upsert_and_the_rest_all_land_once(
 
 def test_runs_left_running_by_a_dead_process_are_marked_aborted_by_the_next_run(migrated: Settings) -> None:
     dead, live, other_monitor = run_context(migrated), run_context(migrated), run_context(migrated, monitor="other")
+    for run in (dead, live, other_monitor):  # published, never finished; only `live` has a process left
+        _query(
+            migrated,
+            "INSERT INTO evaluation_runs (run_id, monitor, source_key, started_at) VALUES (%s, %s, 'src', now()) "
+            "RETURNING 1",
+            [run.run_id, run.monitor],
+        )
 
     async def go() -> None:
-        # `live` is still running somewhere: its lease is held (here, by this process).
         held = await leases.hold(migrated, run_id=live.run_id, monitor="mon", source_key="src", ttl_s=30)
         try:
-            for run in (dead, live, other_monitor):  # published, never finished (the process died)
-                sink = PostgresSink(migrated)
-                assert (await sink.publish(run, results(row(item("a"))))).ok
-                await sink.aclose()
-            next_run = run_context(migrated)
             sink = PostgresSink(migrated)
-            await sink.check(next_run)
+            await sink.check(run_context(migrated))
             await sink.aclose()
         finally:
             await leases.let_go(held)
@@ -248,6 +249,23 @@ def test_runs_left_running_by_a_dead_process_are_marked_aborted_by_the_next_run(
     asyncio.run(go())
     got = dict(_query(migrated, "SELECT run_id, status FROM evaluation_runs"))
     assert got == {dead.run_id: "aborted", live.run_id: "running", other_monitor.run_id: "running"}
-    assert _query(migrated, f"SELECT finished_at IS NOT NULL FROM evaluation_runs WHERE run_id = '{dead.run_id}'") == [
+    assert _query(migrated, "SELECT finished_at IS NOT NULL FROM evaluation_runs WHERE run_id = %s", [dead.run_id]) == [
         (True,)
     ]
+
+
+def test_a_run_that_fails_between_publish_and_finish_is_marked_aborted_when_the_sink_closes(
+    migrated: Settings,
+) -> None:
+    run = run_context(migrated)
+
+    async def go() -> None:
+        sink = PostgresSink(migrated)
+        try:
+            assert (await sink.publish(run, results(row(item("a"))))).ok
+            assert _query(migrated, "SELECT status FROM evaluation_runs") == [("running",)]
+        finally:
+            await sink.aclose()  # no finish_run: the monitor died of an unexpected error
+
+    asyncio.run(go())
+    assert _query(migrated, "SELECT status, finished_at IS NOT NULL FROM evaluation_runs") == [("aborted", True)]

@@ -161,6 +161,11 @@ RETURNING r.run_id
 """
 
 
+_ABORT_RUN = (
+    "UPDATE evaluation_runs SET status = 'aborted', finished_at = now() WHERE run_id = %s AND status = 'running'"
+)
+
+
 def _upsert_sql(table: str, temp: str, columns: Sequence[str], key: Sequence[str], extra_set: str = "") -> str:
     cols = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
@@ -320,6 +325,7 @@ class PostgresSink(Sink):
         self.attempts = attempts
         self._pool: AsyncConnectionPool | None = None
         self._lease: leases.RunLease | None = None
+        self._unfinished: RunContext | None = None  # its row says `running` until finish_run
         database_url(settings)  # fail now with a ConfigError when DATABASE_URL is missing
 
     async def _get_pool(self) -> AsyncConnectionPool:
@@ -377,6 +383,7 @@ class PostgresSink(Sink):
             async for attempt in async_retrying(self.attempts, retry_on=_worth_retrying):
                 with attempt:
                     await self._write(run, rows)
+            self._unfinished = run
         except Exception as exc:
             message = describe_error(exc, self.settings)
             log.warning("postgres: publishing run %s failed, rolled back: %s", run.run_id, message)
@@ -476,6 +483,7 @@ class PostgresSink(Sink):
         except Exception as exc:
             log.warning("postgres: could not finish run %s: %s", run.run_id, describe_error(exc, self.settings))
             return False
+        self._unfinished = None
         return True
 
     async def finish(self, run: RunContext, summary: dict[str, object]) -> None:
@@ -483,6 +491,16 @@ class PostgresSink(Sink):
         await self.finish_run(run, dict(summary))
 
     async def aclose(self) -> None:
+        """Close; a run published but never finished (the monitor failed in between) is marked aborted."""
+        if self._unfinished is not None and self._pool is not None:
+            run, self._unfinished = self._unfinished, None
+            try:
+                async with transaction(self._pool, self.schema) as conn:
+                    await conn.execute(_ABORT_RUN, [clean_text(run.run_id)])
+            except psycopg.Error as exc:  # the next run of the monitor marks it
+                log.warning(
+                    "postgres: could not mark run %s aborted: %s", run.run_id, describe_error(exc, self.settings)
+                )
         if self._lease is not None:
             lease, self._lease = self._lease, None
             await leases.let_go(lease)
