@@ -33,7 +33,7 @@ def run_cli(*args: str) -> tuple[int, str]:
             "valid: all, most_recent, oldest, random, rate, stratified",
         ),
         ("source.type=ftp", "source.type", "unknown source type 'ftp' (valid: file, langfuse, slack)"),
-        ("source.colour=red", "source.colour", "unknown key (valid: format"),
+        ("source.colour=red", "source.colour", "unknown key (valid: environment, format"),
         ("metrics.0.params.unknown_param=1", "metrics.0.params.unknown_param", "Extra inputs"),
     ],
 )

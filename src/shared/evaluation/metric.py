@@ -134,6 +134,10 @@ class BaseMetric(ABC):
     higher_is_better: ClassVar[bool] = True
     Params: ClassVar[type[MetricParams]] = MetricParams
 
+    # `field:` in a metric's params when the metric does not read it itself: the text this metric reads
+    # as `actual_output` (an item field, a path inside one, or a trace path; see `read_field`).
+    source_field: str | None = None
+
     def __init__(
         self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
     ) -> None:
@@ -159,11 +163,24 @@ class BaseMetric(ABC):
                 "params": self.params.model_dump(mode="json"),
                 "threshold": self.threshold,
                 "provenance": self.provenance(),
+                **({"field": self.source_field} if self.source_field else {}),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def view(self, item: DatasetItem) -> DatasetItem:
+        """The item as this metric sees it: with `field:` set, that text stands in for actual_output."""
+        if self.source_field is None:
+            return item
+        return item.model_copy(update={"actual_output": read_field(item, self.source_field)})
+
+    @property
+    def record_path(self) -> str | None:
+        """A `field:` path the extractor must read from the record (not from an item field)."""
+        field_path = self.source_field
+        return field_path if field_path and field_path.split(".", 1)[0] not in DatasetItem.model_fields else None
 
     # -- scoring --------------------------------------------------------------------------
     def missing_fields(self, item: DatasetItem) -> list[str]:
@@ -251,15 +268,68 @@ def build_metric(
     cls = metric_registry.resolve(key, field=f"{field}.key" if field else "key")
     if not (isinstance(cls, type) and issubclass(cls, BaseMetric)):
         raise ConfigError(f"'{key}' is not a metric class", field=field)
+    params, source_field = _split_field(cls, dict(params or {}), ".".join(p for p in (field, "params", "field") if p))
     try:
-        parsed = cls.Params.model_validate(params or {})
+        parsed = cls.Params.model_validate(params)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         where = ".".join(part for part in (field, "params", loc) if part)
         valid = list(cls.Params.model_fields) if first["type"] == "extra_forbidden" else None
         raise ConfigError(first["msg"].removeprefix("Value error, "), field=where, choices=valid) from None
-    return cls(parsed, threshold=threshold, name=name)
+    built = cls(parsed, threshold=threshold, name=name)
+    built.source_field = source_field
+    return built
+
+
+def _split_field(cls: type[BaseMetric], params: dict[str, Any], where: str) -> tuple[dict[str, Any], str | None]:
+    """Every metric takes `field:`. A metric whose params accept the value reads it itself; otherwise
+    (a path such as `recommendation.output.rationale`, or a metric without a `field` param) it is
+    taken out and becomes `source_field`, read for the metric by `BaseMetric.view`."""
+    value = params.get("field")
+    if value is None:
+        return params, None
+    if "field" in cls.Params.model_fields:
+        try:
+            cls.Params.model_validate({"field": value})
+            return params, None
+        except ValidationError as exc:
+            if not any(e["loc"][:1] == ("field",) for e in exc.errors()):
+                return params, None  # the field value is fine; let the full validation report the rest
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be an item field or a path such as 'recommendation.output.rationale'", field=where)
+    return {k: v for k, v in params.items() if k != "field"}, value.strip()
+
+
+# Where extractors put the text of `field:` trace paths: item.metadata[FIELD_PATHS_KEY][path].
+FIELD_PATHS_KEY = "field_paths"
+
+
+def read_field(item: DatasetItem, path: str) -> str | None:
+    """The text a `field:` names: an item field (`query`), a key inside one (`actual_output.rationale`
+    where actual_output is JSON text, `additional_output.parsed_output.rationale`), or a trace path the
+    extractor read into `metadata.field_paths`."""
+    head, _, rest = path.partition(".")
+    if head not in DatasetItem.model_fields:
+        found = item.metadata.get(FIELD_PATHS_KEY, {})
+        text = found.get(path) if isinstance(found, dict) else None
+        return text if isinstance(text, str) else None
+    value: Any = getattr(item, head)
+    for part in rest.split(".") if rest else []:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def load_builtin_metrics() -> None:

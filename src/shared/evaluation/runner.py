@@ -97,6 +97,7 @@ async def evaluate(
 
 
 async def _score(item: DatasetItem, metric: BaseMetric, config: EvaluationConfig) -> MetricResult:
+    item = metric.view(item)  # a metric with `field:` reads that text as actual_output
     missing = metric.missing_fields(item)
     if missing:
         return MetricResult.skipped(f"missing required field(s): {', '.join(missing)}")

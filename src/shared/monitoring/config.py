@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.evaluation.config import EvaluationConfig
+from shared.monitoring.extraction.paths import FieldSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
 # Upper bounds keep every duration a datetime can hold (a window of 1e20 minutes would overflow).
@@ -153,7 +154,11 @@ class MonitorConfig(Strict):
     source: SourceConfig
     window: WindowConfig = Field(default_factory=WindowConfig)
     extractor: str = Field(default="default", description="'default' or a dotted path to record -> item")
-    extractor_fields: dict[str, str] = Field(default_factory=dict, description="field paths, default extractor")
+    extractor_fields: dict[str, str | FieldSpec] = Field(
+        default_factory=dict,
+        description="item field -> path (`recommendation.output.rationale`, `type:RETRIEVER.output`) or "
+        "{path, section} (a prompt section; numbered items become documents), default extractor",
+    )
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     limit: int | None = Field(default=None, gt=0, description="cap on new items taken in one run")
     metrics: list[MetricSpec] = Field(min_length=1)

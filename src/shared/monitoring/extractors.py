@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.errors import ConfigError, InvalidRecordError
 from shared.evaluation.item import DatasetItem
+from shared.evaluation.metric import FIELD_PATHS_KEY  # where metric `field:` paths land in an item
 from shared.langfuse.trace import Trace, parse_time
 from shared.monitoring.extraction.default import read_trace
 from shared.monitoring.extraction.documents import documents_of, numbered
@@ -43,8 +44,6 @@ Extractor = Callable[[Any], DatasetItem]
 ITEM_FIELDS = set(DatasetItem.model_fields)
 # Item fields the default rules fill from a trace's observations (the others come from the root).
 RULE_FIELDS = ("query", "actual_output", "retrieved_content")
-# Where metric `field:` paths land in the item (item.metadata[FIELD_PATHS_KEY][path] = text).
-FIELD_PATHS_KEY = "field_paths"
 # The document numbers the model saw, when they are not simply 1..n (citation_validity reads them).
 NUMBERS_KEY = "retrieved_numbers"
 # The v2 field groups the default rules read (not model, usage, prompt): what a source must fetch.

@@ -78,7 +78,10 @@ class OnlineMonitor:
             key=config.source.key,
         )
         self.extractor: Extractor = resolve_extractor(
-            config.extractor, config.extractor_fields, type(self.source).default_extractor
+            config.extractor,
+            config.extractor_fields,
+            type(self.source).default_extractor,
+            field_paths=[m.record_path for m in self.metrics if m.record_path],  # metrics' `field:` trace paths
         )
 
     @classmethod
