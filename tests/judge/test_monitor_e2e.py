@@ -97,6 +97,13 @@ def test_budget_leaves_items_for_the_next_run(fake: OpenAIServer, tmp_path: Path
     assert first.cost_usd <= 0.003
     calls = fake.state.completions
     assert calls > 0
+    assert first.cost_usd >= 0.9 * 0.003  # the budget is spent before anything is deferred
+    rows = list(csv.DictReader((Path(first.results_dir) / "results.csv").open(encoding="utf-8")))
+    deferred_items = {r["id"] for r in rows if r["status"] == "deferred"}
+    stop = [w for w in first.warnings if w.startswith("judge budget")]
+    assert len(stop) == 1, first.warnings
+    assert f"spent ${first.cost_usd:.4f}" in stop[0] and "left;" in stop[0]
+    assert f"{len(deferred_items)} item(s) deferred to the next run" in stop[0]
     second = OnlineMonitor.from_yaml(
         config, settings=judge_settings(fake), base_dir=tmp_path, overrides=["evaluation.max_cost_usd=1.0"]
     ).run()

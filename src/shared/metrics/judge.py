@@ -39,7 +39,7 @@ from shared.evaluation.metric import (
 )
 from shared.metrics.judge_cache import JudgeCache
 from shared.metrics.judge_client import (
-    BUDGET_KEY,
+    BudgetDeferred,
     CallSpec,
     JudgeAnswer,
     JudgeCaller,
@@ -47,7 +47,7 @@ from shared.metrics.judge_client import (
     JudgeDeferred,
     make_client,
 )
-from shared.metrics.judge_cost import ModelPrice, PriceTable, RunBudget, estimate_tokens
+from shared.metrics.judge_cost import BUDGET_KEY, JudgeStats, ModelPrice, PriceTable, RunBudget, estimate_tokens
 from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
 from shared.metrics.judge_parse import JudgeParseError, normalise_score, parse_judge_json, read_score
 from shared.metrics.judge_prompt import JudgePrompt, load_judge_prompt, load_judge_prompt_sync
@@ -167,6 +167,7 @@ class JudgeMetric(BaseMetric):
         budget: RunBudget = shared.setdefault(BUDGET_KEY, RunBudget(context.evaluation.max_cost_usd))
         limiter: RateLimiter = shared.setdefault(f"judge.limiter:{base_url}:{p.model}", RateLimiter())
         limiter.tighten(p.requests_per_minute, p.tokens_per_minute)
+        stats: JudgeStats = shared.setdefault(f"judge.stats:{base_url}:{p.model}", JudgeStats())
         cache: JudgeCache | None = None
         if p.cache:
             path = Path(p.cache_path)
@@ -192,6 +193,7 @@ class JudgeMetric(BaseMetric):
             limiter=limiter,
             breaker=self.breaker,
             cache=cache,
+            stats=stats,
             dry_run=context.dry_run,
         )
 
@@ -281,6 +283,11 @@ class JudgeMetric(BaseMetric):
         usage = Usage()
         try:
             result = await self.score(item, usage)
+        except BudgetDeferred as exc:
+            result = MetricResult.deferred(str(exc))
+            result.signals["deferred_by"] = "budget"
+            if self.caller is not None:  # the run's budget notice counts these items
+                self.caller.budget.deferred_items.add(item.id)
         except JudgeDeferred as exc:
             result = MetricResult.deferred(str(exc))
         except JudgeCallError as exc:

@@ -5,10 +5,12 @@ DATAFLOW of `JudgeCaller.call(messages, prompt)`:
     -> cache hit                  -> JudgeAnswer(cached=True), no call, no cost
     -> dry run                    -> JudgeDeferred (nothing is called in a dry run)
     -> circuit open               -> JudgeDeferred (N consecutive failures earlier in the run)
-    -> budget.reserve(estimate)   -> JudgeDeferred when the run budget cannot cover the call
+    -> budget.reserve(expected, worst)
+                                  -> waits while calls in flight could pass the cap; BudgetDeferred
+                                     when the money is not there (judge_cost.py)
     -> limiter.acquire            -> waits for requests/min and tokens/min quota
     -> openai SDK call            -> timeouts; 429/5xx retried by the SDK honouring Retry-After
-    -> usage -> cost -> budget.settle, limiter.adjust
+    -> usage -> cost -> stats.observe, budget.settle, limiter.adjust
     -> JudgeAnswer (the caller parses it, then `succeeded` caches it or `failed` trips the breaker)
 
 The `openai` SDK talks to any OpenAI-compatible base URL (OpenAI, Azure's v1 endpoint, vLLM, Ollama),
@@ -23,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError
 from shared.metrics.judge_cache import JudgeCache, cache_key
-from shared.metrics.judge_cost import BudgetExhausted, PriceTable, RunBudget, estimate_tokens, messages_text
+from shared.metrics.judge_cost import (
+    BudgetExhausted,
+    JudgeStats,
+    PriceTable,
+    RunBudget,
+    estimate_tokens,
+    messages_text,
+)
 from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
 from shared.settings import Settings
 
@@ -32,11 +41,13 @@ if TYPE_CHECKING:
 
     from shared.metrics.judge_prompt import JudgePrompt
 
-BUDGET_KEY = "judge.budget"
-
 
 class JudgeDeferred(Exception):
     """No call was made for a reason that a later run removes (budget, open circuit, dry run)."""
+
+
+class BudgetDeferred(JudgeDeferred):
+    """No call was made because the run budget cannot cover it."""
 
 
 class JudgeCallError(Exception):
@@ -113,6 +124,7 @@ class JudgeCaller:
         limiter: RateLimiter,
         breaker: CircuitBreaker,
         cache: JudgeCache | None,
+        stats: JudgeStats | None = None,
         dry_run: bool = False,
     ) -> None:
         self.client = client
@@ -123,11 +135,9 @@ class JudgeCaller:
         self.limiter = limiter
         self.breaker = breaker
         self.cache = cache
+        self.stats = stats or JudgeStats()  # run-shared per model: every answer teaches every metric
         self.dry_run = dry_run
         self.calls = 0
-        # Real prompt tokens / estimated, the largest seen: tokenizers differ, so reservations learn
-        # from the provider's usage and stay pessimistic after the first answers.
-        self.input_ratio = 1.0
 
     def key(self, messages: list[dict[str, str]], prompt: JudgePrompt) -> str:
         return cache_key(
@@ -158,14 +168,16 @@ class JudgeCaller:
             raise JudgeCallError("no judge client (setup() was not called)")
         from openai.types.chat import ChatCompletion
 
-        est_in = int(estimate_tokens(messages_text(messages)) * self.input_ratio) + 1
+        prompt_chars = len(messages_text(messages))
+        expected, worst = self.expected_cost(prompt_chars, prompt.name)
+        worst_in = self.stats.worst_input_tokens(prompt_chars)
         try:
-            reservation = await self.budget.reserve(self.prices.cost(self.spec.model, est_in, self.spec.max_tokens))
+            reservation = await self.budget.reserve(expected, worst)
         except BudgetExhausted as exc:
-            raise JudgeDeferred(str(exc)) from None
+            raise BudgetDeferred(str(exc)) from None
         actual = 0.0
         try:
-            await self.limiter.acquire(est_in + self.spec.max_tokens)
+            await self.limiter.acquire(worst_in + self.spec.max_tokens)
             started = time.perf_counter()
             self.calls += 1
             try:
@@ -186,14 +198,16 @@ class JudgeCaller:
             content = (choice.message.content if choice else None) or ""
             usage = response.usage
             estimated = usage is None
-            in_tokens = usage.prompt_tokens if usage else est_in
+            in_tokens = usage.prompt_tokens if usage else self.stats.expected_input_tokens(prompt_chars)
             out_tokens = usage.completion_tokens if usage else estimate_tokens(content)
             actual = self.prices.cost(self.spec.model, in_tokens, out_tokens)
             if usage is not None:
-                self.input_ratio = min(20.0, max(self.input_ratio, in_tokens * self.input_ratio / est_in))
-            self.limiter.adjust(in_tokens + out_tokens - (est_in + self.spec.max_tokens))
+                self.stats.observe(
+                    prompt.name, prompt_chars=prompt_chars, input_tokens=in_tokens, output_tokens=out_tokens
+                )
+            self.limiter.adjust(in_tokens + out_tokens - (worst_in + self.spec.max_tokens))
         finally:
-            await self.budget.settle(reservation, actual)
+            self.budget.settle(reservation, actual)
         return JudgeAnswer(
             content=content,
             input_tokens=in_tokens,
@@ -205,6 +219,20 @@ class JudgeCaller:
             finish_reason=choice.finish_reason if choice else None,
             usage_estimated=estimated,
         )
+
+    def expected_cost(
+        self, prompt_chars: int, prompt_name: str, default_output_tokens: float | None = None
+    ) -> tuple[float, float]:
+        """(expected, worst) USD of one call: observed output tokens of this prompt, else the default
+        (for the budget: `max_tokens`, the conservative choice before the first answers)."""
+        spec = self.spec
+        observed = self.stats.expected_output_tokens(prompt_name)
+        if observed is None:
+            observed = default_output_tokens if default_output_tokens is not None else spec.max_tokens
+        expected_out = min(float(spec.max_tokens), observed)
+        expected = self.prices.cost(spec.model, self.stats.expected_input_tokens(prompt_chars), expected_out)
+        worst = self.prices.cost(spec.model, self.stats.worst_input_tokens(prompt_chars), spec.max_tokens)
+        return expected, worst
 
     async def succeeded(self, answer: JudgeAnswer, prompt: JudgePrompt) -> None:
         """The answer parsed: reset the breaker and cache it (so no later run pays for it again)."""
