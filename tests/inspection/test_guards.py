@@ -272,4 +272,5 @@ def test_the_job_summary_lists_the_warnings(tmp_path: Path) -> None:
     rag_config(tmp_path, traces, {"actual_output": "output"})
     code, job_summary = run_step(tmp_path, "rag.yaml", dry_run=True)
     assert code == 0
-    assert "\n- warning: actual_output looks like a status object, not an answer, on 30 of 30 items" in job_summary
+    assert "actual_output looks like a status object, not an answer, on 30 of 30 items" in job_summary
+    assert "the same actual_output on 30 of 30 items" in job_summary

@@ -17,7 +17,7 @@ import yaml
 from fakes.langfuse_server import FakeLangfuse
 
 from shared.monitoring.inspection import describe, tree_shape
-from shared.monitoring.starter import propose_fields
+from shared.monitoring.proposal import propose_fields
 from shared.monitoring.window import iso
 
 from .shapes import BASE_TIME, chat_traces, rag_traces, write_jsonl
@@ -267,3 +267,30 @@ def test_tree_shape_counts_repeated_observations() -> None:
     nodes = {n.name: n for n in tree_shape([trace, other])}
     assert (nodes["llm"].traces, nodes["llm"].count) == (2, 3)
     assert (nodes["retrieve"].traces, nodes["retrieve"].count) == (2, 2)
+
+
+REAL = Path(__file__).resolve().parents[1] / "extraction" / "real"
+
+
+@pytest.mark.parametrize("framework", ["langchain", "langgraph", "observe", "openai"])
+def test_proposals_on_traces_from_real_instrumentation_read_what_a_person_reads(framework: str) -> None:
+    """LangChain LCEL, a LangGraph agent, @observe and langfuse.openai, captured through the fake's OTLP
+    endpoint: every proposed field extracts the reading in expected.json on every trace; a field no
+    single path reads is left to the default extractor, never proposed wrong."""
+    from shared.langfuse.trace import TraceCollection
+    from shared.monitoring.extractors import FieldPathExtractor
+
+    expected = {e["trace_id"]: e for e in json.loads((REAL / "expected.json").read_text(encoding="utf-8")).values()}
+    traces = TraceCollection.from_file(REAL / f"{framework}.jsonl").traces
+    proposal = propose_fields(traces)
+    assert "actual_output" in proposal.fields  # every framework's answer has one place
+    extractor = FieldPathExtractor(proposal.extractor_fields())
+    for trace in traces:
+        item, want = extractor(trace), expected[trace.id]
+        if "actual_output" in proposal.fields:
+            assert (item.actual_output or "").strip() == want["actual_output"].strip(), trace.id
+        if "query" in proposal.fields:
+            assert item.query == want["query"], trace.id
+        if "retrieved_content" in proposal.fields:
+            assert len(item.retrieved_content or []) == len(want["retrieved"]), trace.id
+    assert set(proposal.fields) | set(proposal.missing) == {"actual_output", "query", "retrieved_content"}

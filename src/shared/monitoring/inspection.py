@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from shared.monitoring.monitor import OnlineMonitor
-    from shared.monitoring.starter import Proposal
+    from shared.monitoring.proposal import Proposal
 
 DEFAULT_LIMIT = 20
 # Fields shown for every item even when empty: what most metrics read.
@@ -466,7 +466,7 @@ def inspect_monitor(
         views.append(view_item(record, item, origins, monitor.config.extractor_fields))
     proposal = None
     if propose:
-        from shared.monitoring.starter import propose_fields
+        from shared.monitoring.proposal import propose_fields
 
         proposal = propose_fields(traces)
     return Inspection(

@@ -1,262 +1,31 @@
-"""`evalmon inspect --propose` and `evalmon init`: extractor_fields and a starter config from real traces.
+"""`evalmon init`: a commented starter config whose extractor_fields were found on sampled traces.
 
-A proposal is found, not guessed: for each field (the answer, the question, the documents) the
-observation tree of the sampled traces gives candidate paths in an order of preference (the
-root's output before a GENERATION's, a RETRIEVER before a span named "search"...), each is
-resolved with the same `get_path` the extractor uses on every sampled trace, and the path that
-yields usable values on the most traces wins. So a proposed path is one that worked on the
-sample, whatever the trace shape.
+The fields come from `shared.monitoring.proposal` (what `evalmon inspect --propose` prints); the
+file is written only once it loads as a monitor, so `evalmon validate` accepts what init wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shared.errors import ConfigError, EvalmonError
 from shared.langfuse.trace import Trace
-from shared.monitoring.extractors import as_text, get_path
-from shared.monitoring.guards import is_empty, is_prose, looks_like_status
-from shared.monitoring.inspection import collect_sample, describe
+from shared.monitoring.inspection import collect_sample
+from shared.monitoring.proposal import Proposal, propose_fields, yaml_scalar
 from shared.monitoring.window import iso, resolve_window
 from shared.settings import Settings
 
-ANSWER_KEYS = ("answer", "output", "response", "content", "text", "result", "message", "completion")
-QUESTION_KEYS = ("question", "query", "input", "text", "message", "content", "prompt")
-DOCUMENT_KEYS = ("documents", "items", "results", "chunks", "nodes", "hits", "matches", "context", "docs", "sources")
-RETRIEVAL_NAME = re.compile(r"retriev|search|context|\bkb\b|knowledge|docs?\b|lookup|rag", re.I)
-NOT_ANSWERS = {"RETRIEVER", "TOOL", "EMBEDDING", "GUARDRAIL", "EVALUATOR", "EVENT"}
-FIELD_ORDER = ("actual_output", "query", "retrieved_content")
 STARTER_METRICS = ("non_empty", "pii_leakage", "refusal")
 
 
-# -- what counts as a usable value ---------------------------------------------------------
-def text_of(value: Any) -> str | None:
-    """The text a metric would read from `value`; None for status objects, numbers, documents."""
-    if value is None or isinstance(value, bool | int | float):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        return None if is_empty(text) or looks_like_status(text) else text
-    found = as_text(value)
-    if found is None or found.lstrip()[:1] in ("{", "["):  # no text-bearing key: a JSON dump
-        return None
-    return found.strip() or None
-
-
-def documents_of(value: Any) -> int:
-    """How many non-empty documents `value` holds (a list of them, or one text)."""
-    if isinstance(value, list | tuple):
-        return sum(1 for v in value if not is_empty(v))
-    if isinstance(value, str):
-        return 0 if is_empty(value) else 1
-    return 0
-
-
-# -- proposal ------------------------------------------------------------------------------
-@dataclass
-class FieldChoice:
-    path: str
-    origin: str
-    found: int
-    total: int
-    what: str
-
-    def note(self) -> str:
-        return f"{self.origin}: {self.what} on {self.found} of {self.total} sampled traces"
-
-
-@dataclass
-class Proposal:
-    traces: int
-    fields: dict[str, FieldChoice] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
-
-    def extractor_fields(self) -> dict[str, str]:
-        return {name: choice.path for name, choice in self.fields.items()}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "traces": self.traces,
-            "extractor_fields": self.extractor_fields(),
-            "notes": {name: choice.note() for name, choice in self.fields.items()},
-            "missing": self.missing,
-        }
-
-    def yaml_block(self) -> str:
-        """`extractor_fields:` with one commented line per field (valid YAML, ready to paste)."""
-        if not self.fields:
-            lines = ["extractor_fields: {}"]
-        else:
-            lines = ["extractor_fields:"]
-            rows = [(f"  {name}: {_scalar(c.path)}", c.note()) for name, c in self.fields.items()]
-            width = max(len(r[0]) for r in rows)
-            lines += [f"{left.ljust(width)}  # {note}" for left, note in rows]
-        lines += [f"  # {name}: not found ({why})" for name, why in self.missing.items()]
-        return "\n".join(lines)
-
-
-@dataclass
-class _Candidate:
-    path: str
-    origin: str
-
-
-def propose_fields(traces: Sequence[Trace]) -> Proposal:
-    """The extractor_fields that read the answer, question and documents on most sampled traces."""
-    proposal = Proposal(traces=len(traces))
-    if not traces:
-        proposal.missing = dict.fromkeys(FIELD_ORDER, "no traces in the sample")
-        return proposal
-    steps = _step_summaries(traces)
-    searches: dict[str, tuple[list[_Candidate], Callable[[Any], int], str, str]] = {
-        "actual_output": (
-            list(_answer_candidates(traces, steps)),
-            _counts_text,
-            "text",
-            "no observation output holds text",
-        ),
-        "query": (list(_question_candidates(traces, steps)), _counts_text, "text", "no input holds text"),
-        "retrieved_content": (
-            list(_document_candidates(traces, steps)),
-            documents_of,
-            "documents",
-            "no RETRIEVER or retrieve/search/context observation with a list output; "
-            "the context may be inside the prompt",
-        ),
-    }
-    for name in FIELD_ORDER:
-        candidates, measure, what, why = searches[name]
-        best: FieldChoice | None = None
-        for candidate in candidates:
-            values = [get_path(t, candidate.path) for t in traces]
-            found = sum(1 for v in values if measure(v) > 0)
-            if found and (best is None or found > best.found):
-                shape = _common_shape(values) if what == "documents" else what
-                best = FieldChoice(candidate.path, candidate.origin, found, len(traces), shape)
-        if best is None:
-            proposal.missing[name] = why
-        else:
-            proposal.fields[name] = best
-    return proposal
-
-
-def _counts_text(value: Any) -> int:
-    return 1 if text_of(value) else 0
-
-
-def _common_shape(values: Sequence[Any]) -> str:
-    shapes = [describe(v).split(" x")[0] for v in values if v is not None]
-    return max(set(shapes), key=shapes.count) if shapes else "documents"
-
-
-@dataclass
-class _Step:
-    """Observations sharing a name over the sample: what the path `<name>.output` reads."""
-
-    name: str
-    type: str
-    is_root: bool
-    last_end: str = ""
-    first_start: str = ""
-    output_keys: set[str] = field(default_factory=set)
-    input_keys: set[str] = field(default_factory=set)
-    prose_keys: set[str] = field(default_factory=set)  # output keys holding sentences (`rationale`)
-
-
-def _step_summaries(traces: Sequence[Trace]) -> list[_Step]:
-    steps: dict[str, _Step] = {}
-    for trace in traces:
-        for obs in trace.observations:
-            if not obs.name or "." in obs.name:  # a dotted name cannot be named in a dotted path
-                continue
-            step = steps.setdefault(obs.name, _Step(obs.name, obs.type, obs.is_root))
-            end, start = str(obs.get("endTime") or ""), str(obs.get("startTime") or "")
-            step.last_end = max(step.last_end, end)
-            step.first_start = min(step.first_start, start) if step.first_start else start
-            for keys, value in ((step.output_keys, obs.output), (step.input_keys, obs.input)):
-                if isinstance(value, dict):
-                    keys.update(str(k) for k in value)
-            if isinstance(obs.output, dict):
-                step.prose_keys.update(str(k) for k, v in obs.output.items() if isinstance(v, str) and is_prose(v))
-    return list(steps.values())
-
-
-def _label(step: _Step | None, part: str) -> str:
-    if step is None:
-        return f"root {part}"
-    return f"{'root ' if step.is_root else ''}{step.type} {step.name!r} {part}"
-
-
-def _keyed(base: str, keys: set[str], preferred: Sequence[str], prose: set[str] | None = None) -> Iterator[str]:
-    """`base.key` for the text-bearing keys present (most telling first), `base` itself, then
-    other keys seen holding sentences (an answer under `rationale` or `summary`)."""
-    for key in preferred:
-        if key in keys:
-            yield f"{base}.{key}"
-    yield base
-    for key in sorted((prose or set()) - set(preferred)):
-        if "." not in key:
-            yield f"{base}.{key}"
-
-
-def _answer_candidates(traces: Sequence[Trace], steps: list[_Step]) -> Iterator[_Candidate]:
-    root = next((s for s in steps if s.is_root), None)
-    for path in _keyed("output", root.output_keys if root else set(), ANSWER_KEYS, root.prose_keys if root else None):
-        yield _Candidate(path, _label(root, path))
-    generations = sorted((s for s in steps if s.type == "GENERATION"), key=lambda s: s.last_end, reverse=True)
-    others = [s for s in steps if not s.is_root and s.type not in NOT_ANSWERS and s.type != "GENERATION"]
-    for step in [*generations, *sorted(others, key=lambda s: s.last_end, reverse=True)]:
-        for path in _keyed(f"{step.name}.output", step.output_keys, ANSWER_KEYS, step.prose_keys):
-            yield _Candidate(path, _label(step, path.removeprefix(step.name + ".")))
-
-
-def _question_candidates(traces: Sequence[Trace], steps: list[_Step]) -> Iterator[_Candidate]:
-    root = next((s for s in steps if s.is_root), None)
-    for path in _keyed("input", root.input_keys if root else set(), QUESTION_KEYS):
-        yield _Candidate(path, _label(root, path))
-    generations = sorted((s for s in steps if s.type == "GENERATION"), key=lambda s: s.first_start)
-    for step in generations:
-        for path in _keyed(f"{step.name}.input", step.input_keys, QUESTION_KEYS):
-            yield _Candidate(path, _label(step, path.removeprefix(step.name + ".")))
-
-
-def _document_candidates(traces: Sequence[Trace], steps: list[_Step]) -> Iterator[_Candidate]:
-    retrievers = [s for s in steps if s.type == "RETRIEVER"]
-    named = [
-        s
-        for s in steps
-        if s.type not in ("RETRIEVER", "GENERATION") and not s.is_root and RETRIEVAL_NAME.search(s.name)
-    ]
-    for step in [*retrievers, *named]:
-        for path in _keyed(f"{step.name}.output", step.output_keys, DOCUMENT_KEYS):
-            yield _Candidate(path, _label(step, path.removeprefix(step.name + ".")))
-
-
 # -- starter config ------------------------------------------------------------------------
-def _scalar(value: Any) -> str:
-    """A YAML scalar: plain when that reads back the same, else JSON-quoted (valid YAML)."""
-    if isinstance(value, str):
-        plain = value
-        try:
-            if yaml.safe_load(plain) == value and "#" not in plain and ": " not in plain:
-                return plain
-        except yaml.YAMLError:
-            pass
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value)
-
-
 def monitor_name(trace_name: str | None, fallback: str) -> str:
     """A valid monitor name (letters, digits, `_.-`, at most 80) from a trace name."""
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", trace_name or fallback).strip("-._") or "monitor"
@@ -278,13 +47,13 @@ def starter_config(
         "# Before trusting its numbers, look at what it extracts, trace by trace:",
         f"#   evalmon inspect {path}              (add --propose to re-derive extractor_fields)",
         f"#   evalmon validate --sample {path}    (the extraction warnings, before a first run)",
-        f"monitor: {_scalar(monitor)}",
-        f"description: {_scalar('Starter monitor from evalmon init; describe what it watches.')}",
+        f"monitor: {yaml_scalar(monitor)}",
+        f"description: {yaml_scalar('Starter monitor from evalmon init; describe what it watches.')}",
         "",
         "source:",
     ]
     for key, value in source.items():
-        lines.append(f"  {key}: {_scalar(value)}")
+        lines.append(f"  {key}: {yaml_scalar(value)}")
     if source.get("type") == "langfuse":
         lines += [
             "  # tags: [production]                 # only traces carrying these tags",
