@@ -206,6 +206,7 @@ def validate(
     for name in configs:
         try:
             monitor = guarded(functools.partial(OnlineMonitor.from_yaml, name))
+            guarded(functools.partial(check_local_paths, monitor))
         except typer.Exit as exc:  # reported in one line; go on with the next config
             codes.append(exc.exit_code)
             continue
@@ -216,6 +217,18 @@ def validate(
             except typer.Exit as exc:
                 codes.append(exc.exit_code)
     raise typer.Exit(max(codes))
+
+
+def check_local_paths(monitor: Any) -> None:
+    """The files `run` would read, resolved as `run` resolves them, so validate never passes a
+    config that `run` then fails from the same directory."""
+    file = getattr(monitor.source, "file", None)
+    if isinstance(file, Path) and not file.is_file():
+        raise ConfigError(
+            f"trace file not found: {file} (a relative path resolves against the working directory, {Path.cwd()})",
+            field="source.path",
+            file=str(monitor.config_path) if monitor.config_path else None,
+        )
 
 
 def print_sample_check(monitor: Any, since: str | None, until: str | None, limit: int) -> None:
