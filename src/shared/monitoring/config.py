@@ -90,6 +90,9 @@ class DedupConfig(Strict):
 
 class LocalPublishConfig(Strict):
     dir: str = "data/runs"
+    keep_runs: int | None = Field(
+        default=200, ge=1, description="newest run folders of this monitor kept; older ones are deleted (null: all)"
+    )
 
 
 class PostgresPublishConfig(Strict):
@@ -103,10 +106,28 @@ class LangfusePublishConfig(Strict):
     dataset_name: str | None = None
 
 
+class SlackPublishConfig(Strict):
+    """A run report in Slack: header, counts, the metric table, a chart, and the alerts in its thread."""
+
+    channel: str = Field(min_length=1, description="channel name (#evals) or id (C0123ABC)")
+    on: Literal["always", "alerts", "never"] = Field(
+        default="alerts", description="always: every run; alerts: runs that open, worsen or resolve an alert"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, value: Any) -> Any:
+        """YAML 1.1 reads an unquoted `on:` key as the boolean true (as GitHub workflows know)."""
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if key is True else key): item for key, item in value.items()}
+        return value
+
+
 class PublishConfig(Strict):
     local: LocalPublishConfig = Field(default_factory=LocalPublishConfig)
     postgres: PostgresPublishConfig = Field(default_factory=lambda: PostgresPublishConfig(enabled=False))
     langfuse: LangfusePublishConfig = Field(default_factory=lambda: LangfusePublishConfig(enabled=False))
+    slack: SlackPublishConfig | None = None
 
     @field_validator("postgres", "langfuse", mode="before")
     @classmethod
@@ -114,12 +135,52 @@ class PublishConfig(Strict):
         return {"enabled": value} if isinstance(value, bool) else value
 
 
+class BaselineCompare(Strict):
+    """The earlier runs a baseline rule compares with: the last `runs` runs, or the last `days` days."""
+
+    runs: int | None = Field(default=None, ge=2, le=1000)
+    days: float | None = Field(default=None, gt=0, le=366)
+
+    @model_validator(mode="after")
+    def _one(self) -> BaselineCompare:
+        if (self.runs is None) == (self.days is None):
+            raise ValueError("compare needs exactly one of 'runs' (e.g. runs: 24) or 'days' (e.g. days: 7)")
+        return self
+
+    def describe(self) -> str:
+        return f"last {self.runs} runs" if self.runs is not None else f"last {self.days:g} days"
+
+
 class AlertRule(Strict):
+    """A threshold rule (`op` + `threshold`) or a baseline rule (`compare`): see docs/alerts.md."""
+
     metric: str
     stat: Literal["mean", "pass_rate", "error_rate"] = "mean"
-    op: Literal["<", "<=", ">", ">="] = "<"
-    threshold: float
+    op: Literal["<", "<=", ">", ">="] | None = Field(default=None, description="threshold rules; default '<'")
+    threshold: float | None = None
+    compare: BaselineCompare | None = Field(default=None, description="baseline rules: {runs: 24} or {days: 7}")
+    alpha: float = Field(
+        default=0.01, gt=0, lt=0.5, description="chance of a false alarm per run (baseline); of a false 'worsened'"
+    )
     min_n: int = Field(default=10, ge=1, description="no alert below this many scored items")
+
+    @model_validator(mode="after")
+    def _threshold_or_baseline(self) -> AlertRule:
+        if self.compare is None and self.threshold is None:
+            raise ValueError("an alert rule needs 'threshold' (with 'op') or 'compare' (a baseline: {runs: 24})")
+        if self.compare is not None and (self.threshold is not None or self.op is not None):
+            raise ValueError(
+                "a baseline rule ('compare') fires in the metric's own bad direction: drop 'threshold' and 'op'"
+            )
+        if self.compare is None and self.op is None:
+            self.op = "<"
+        return self
+
+    @property
+    def key(self) -> str:
+        """The rule's identity for incidents: the same rule keeps its incident across config edits."""
+        kind = "baseline" if self.compare is not None else f"{self.op}{self.threshold:g}"
+        return f"{self.metric}/{self.stat}/{kind}"
 
 
 class AlertsConfig(Strict):
@@ -127,6 +188,10 @@ class AlertsConfig(Strict):
     rules: list[AlertRule] = Field(default_factory=list)
     worst_items: int = Field(default=5, ge=0, le=20)
     trace_url_template: str | None = Field(default=None, description="e.g. https://host/trace/{trace_id}")
+    state_path: str | None = Field(
+        default=None,
+        description="incident state file without DATABASE_URL; default alerts.state.json beside dedup.path",
+    )
 
 
 class ScheduleConfig(Strict):

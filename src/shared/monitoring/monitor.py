@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import dataclasses
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,20 +21,25 @@ from typing import Any
 from shared.errors import ConfigError, EvalmonError, InvalidRecordError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricContext, build_metric
-from shared.evaluation.results import EvaluationResult
+from shared.evaluation.results import EvaluationResult, ResultRow, ResultTally
 from shared.evaluation.runner import PendingItem, evaluate
+from shared.metrics.judge_cost import judge_run_warnings
 from shared.monitoring.config import MonitorConfig
 from shared.monitoring.extractors import Extractor, resolve_extractor
 from shared.monitoring.guards import ExtractionGuard
 from shared.monitoring.ledger.base import NullStore, ScoredItemsStore
 from shared.monitoring.ledger.csv_store import CsvScoredItemsStore
 from shared.monitoring.loader import LoadedConfig, load_monitor_config
+from shared.monitoring.needs import needs_of
 from shared.monitoring.progress import Reporter
-from shared.monitoring.publishing import PublishOutcome, build_sinks, ledger_entries, publish_results
+from shared.monitoring.publishing import build_sinks, ledger_entries, publish_results
+from shared.monitoring.read_ahead import map_ahead, read_ahead
 from shared.monitoring.run_context import RunContext, new_run_id
-from shared.monitoring.sampling import make_sampler
+from shared.monitoring.run_totals import PublishTotals
+from shared.monitoring.sampling import Candidate, make_sampler, samples_on_preview
 from shared.monitoring.sinks.base import Sink
 from shared.monitoring.sinks.local import write_summary
+from shared.monitoring.sinks.retention import prune_runs
 from shared.monitoring.sources.base import DataSource, InvalidRecord, build_source
 from shared.monitoring.summary import Counts, Estimate, RunStatus, RunSummary
 from shared.monitoring.window import resolve_window
@@ -61,6 +68,7 @@ class OnlineMonitor:
         implementation_dir = _implementation_dir(config_path)
         self.settings = settings or load_settings(implementation_dir)
         self.base_dir = base_dir or Path.cwd()
+        self._metric_shared: dict[str, Any] = {}  # the run's MetricContext.shared (judge budget, clients)
         for module in config.plugins:  # implementations register their metrics on import
             try:
                 importlib.import_module(module)
@@ -129,24 +137,30 @@ class OnlineMonitor:
         DATAFLOW:
           config (YAML + ${ENV} + --set, validated in from_yaml)
           -> metric.setup               judge clients, budget, prompt versions (part of metric versions)
-          -> source.fetch(window)       raw records (Trace, row, thread), page by page
-          -> extractor(record)          DatasetItem; invalid records counted, never fatal
+          -> source.fetch_roots(window) light records (ids, timestamps, names), page by page, the next
+                                        page read ahead; a source that cannot split records: source.fetch
+          -> source.preview | extractor item identity of a root | the DatasetItem; invalid ones counted
           -> ledger.filter_unscored     PendingItem(item, metrics still needed); the rest are duplicates
-          -> sampler                    streaming, seeded: memory O(sample)
+          -> sampler                    streaming, seeded: memory O(sample); `all`/`rate` hand items on at once
+          then chunk by chunk (evaluation.chunk_size items; the next chunk hydrates while this one is scored):
+          -> source.hydrate + extractor complete records of the chosen items only -> DatasetItem
           -> runner.evaluate            ResultRow per (item, metric): ok | error | skipped | deferred
           -> publish_results            local files, Postgres, Langfuse -> recordable pairs
           -> ledger.record              only pairs every required sink confirmed (not in dry runs)
+          -> tallies                    counts, metric summaries, sink totals, report, guards; rows dropped
+          A chunk published and recorded stays so when a later chunk fails or the process is killed.
           -> alerts                     rules over this run's metrics -> Slack
           -> guards                     warnings when the extraction looks wrong (empty, status objects, ...)
-          -> RunSummary                 returned and written to <results_dir>/summary.json
+          -> RunSummary                 returned; written to <results_dir>/summary.json when anything was scored
         """
         reporter = reporter or Reporter()
         started = time.monotonic()
         run = self._new_run(since, until, dry_run, now)
         counts = Counts()
         errors: list[str] = []
-        result = EvaluationResult()
-        outcome = PublishOutcome()
+        tally = ResultTally()
+        published = PublishTotals()
+        alert_rows: list[ResultRow] = []  # only rows of metrics with alert rules, without their item's text
         alerts: list[dict[str, Any]] = []
         estimate: Estimate | None = None
         guard = ExtractionGuard(self.metrics)
@@ -159,30 +173,52 @@ class OnlineMonitor:
                 await ledger.open(run.run_id)
                 async with ledger:
                     await self._setup_metrics(run)  # first: a judge's version includes its resolved prompt version
-                    candidates = await self._collect(run, ledger, counts, limit or self.config.limit, reporter)
-                    guard.add_items(p.item for p in candidates)
-                    estimate = await self._prepare_metrics(run, candidates)
-                    result = await self._evaluate(candidates, reporter)
-                    guard.add_results(result)
-                    report.add(result)
-                    outcome = await publish_results(run, result, sinks)
-                    if not dry_run:
-                        counts.recorded = await ledger.record(ledger_entries(run, result, outcome.recordable))
-                alerts = await self._alerts(run, result, errors)
+                    chunks = self._chunks(run, ledger, counts, limit or self.config.limit, reporter)
+                    async with contextlib.aclosing(chunks):
+                        async for chunk in chunks:
+                            guard.add_items(p.item for p in chunk)
+                            estimate = _add_estimates(estimate, await self._prepare_metrics(run, chunk))
+                            result = await self._evaluate(chunk, reporter)
+                            guard.add_results(result)
+                            report.add(result)
+                            outcome = await publish_results(run, result, sinks)
+                            if not dry_run:
+                                counts.recorded += await ledger.record(ledger_entries(run, result, outcome.recordable))
+                            tally.add(result)
+                            published.add(outcome, result)
+                            alert_rows.extend(self._rows_for_alerts(result))
+                alerts = await self._alerts(run, tally, alert_rows, errors)
             except ConfigError as exc:  # e.g. bad credentials found at preflight
                 raise exc.with_file(str(self.config_path)) if self.config_path else exc from None
             except EvalmonError as exc:
                 errors.append(str(exc))
                 log.error("%s", exc)
-            errors.extend(outcome.errors)
+            errors.extend(published.errors)
             summary = self._summarise(
-                run, counts, result, outcome, alerts, estimate, errors, time.monotonic() - started
+                run, counts, tally, published, alerts, estimate, errors, time.monotonic() - started
             )
             summary.warnings.extend(guard.warnings())
+            summary.warnings.extend(
+                judge_run_warnings(
+                    self._metric_shared,
+                    estimated_cost_usd=estimate.cost_usd if estimate else None,
+                    limit_usd=self.config.evaluation.max_cost_usd,
+                )
+            )
             for warning in summary.warnings:
                 log.warning("%s", warning)
-            write_summary(run.results_dir, summary.model_dump(mode="json"))
-            self._write_report(run, summary, report)
+            if len(tally) or errors:  # a run with nothing to score leaves no folder behind
+                write_summary(run.results_dir, summary.model_dump(mode="json"))
+                self._write_report(run, summary, report)
+            if self.config.publish.local.keep_runs is not None:
+                prune_runs(
+                    run.results_dir.parent,
+                    self.name,
+                    keep=self.config.publish.local.keep_runs,
+                    current_run_id=run.run_id,
+                )
+            else:
+                summary.results_dir = None
             await self._finish(run, sinks, summary)
             return summary
         finally:
@@ -258,17 +294,57 @@ class OnlineMonitor:
         for sink in sinks:
             await sink.check(run)
 
-    async def _collect(
+    def _reads_in_parts(self) -> bool:
+        """Sample on root records, hydrate only the chosen ones? Only when the source can split a
+        record, the extractor keeps the source's ids (it declares its needs, or it is the default
+        one with the default id) and the sampler reads nothing a root lacks."""
+        if not self.source.reads_in_parts or not samples_on_preview(self.config.sampling):
+            return False
+        if needs_of(self.extractor) is not None:
+            return True
+        return getattr(self.extractor, "fields", {}).get("id", "id") == "id"
+
+    async def _chunks(
         self, run: RunContext, ledger: ScoredItemsStore, counts: Counts, limit: int | None, reporter: Reporter
-    ) -> list[PendingItem]:
-        """fetch -> extract -> dedup -> sample, streaming in batches so memory stays O(sample)."""
+    ) -> AsyncGenerator[list[PendingItem], None]:
+        """Chunks of items to score: chosen on roots, then hydrated and extracted, each chunk
+        prepared while the one before it is scored."""
+        in_parts = self._reads_in_parts()
+        streaming = self.config.sampling.strategy in ("all", "rate")
+        self.source.plan_reads(needs_of(self.extractor), light_roots=in_parts and not streaming)
+        chosen = read_ahead(self._candidates(run, ledger, counts, limit, reporter, in_parts), depth=1)
+        complete = map_ahead(chosen, lambda chunk: self._complete(chunk, ledger, counts), ahead=1)
+        async with contextlib.aclosing(complete):
+            async for chunk in complete:
+                if chunk:
+                    yield chunk
+
+    async def _candidates(
+        self,
+        run: RunContext,
+        ledger: ScoredItemsStore,
+        counts: Counts,
+        limit: int | None,
+        reporter: Reporter,
+        in_parts: bool,
+    ) -> AsyncGenerator[list[Candidate], None]:
+        """fetch_roots -> preview (or fetch -> extract) -> dedup -> sample, in chunks of chunk_size.
+
+        Streaming samplers (`all`, `rate`) hand their choices on as they go, so memory stays flat
+        in the window; the others choose at the end, so memory is O(sample).
+        """
+        size = self.config.evaluation.chunk_size
         sampler = make_sampler(self.config.sampling)
         versions = {m.name: m.version for m in self.metrics}
         seen: set[str] = set()
         batch: list[DatasetItem] = []
+        records: dict[str, Any] = {}  # the batch's root records, by item id (hydrated once chosen)
         offered: list[str] = []  # ids handed to the sampler: the unsampled ones are released below
+        picked: set[str] = set()
+        ready: list[Candidate] = []
         over_limit: list[DatasetItem] = []
         taken = 0
+        fetching = True  # the fetch stage owns the reporter until the first chunk is handed on
 
         async def flush() -> None:
             nonlocal taken
@@ -282,21 +358,33 @@ class OnlineMonitor:
                 pending = pending[: limit - taken]
                 counts.more_available = True
             for p in pending:
-                sampler.offer(p)
+                sampler.offer(Candidate(p, records.get(p.item.id)))
                 offered.append(p.item.id)
             taken += len(pending)
             batch.clear()
+            records.clear()
+            ready.extend(sampler.take_ready())
+
+        def hand_on(chunk: list[Candidate]) -> list[Candidate]:
+            nonlocal fetching
+            if fetching:
+                reporter.done()
+                fetching = False
+            picked.update(c.item.id for c in chunk)
+            counts.sampled += len(chunk)
+            return chunk
 
         reporter.stage("fetching")
-        records = self.source.fetch(run.window)
+        source = self.source.fetch_roots(run.window) if in_parts else self.source.fetch(run.window)
         try:
-            async for record in records:
+            async for record in source:
                 if limit is not None and taken >= limit:
                     counts.more_available = True
                     break
                 counts.fetched += 1
-                reporter.advance()
-                item = self._extract(record, counts)
+                if fetching:
+                    reporter.advance()
+                item = self._preview(record, counts) if in_parts else self._extract(record, counts)
                 if item is None:
                     continue
                 if item.id in seen:
@@ -304,19 +392,24 @@ class OnlineMonitor:
                     continue
                 seen.add(item.id)
                 batch.append(item)
+                if in_parts:
+                    records[item.id] = record
                 if len(batch) >= FILTER_BATCH:
                     await flush()
+                while len(ready) >= size:
+                    yield hand_on(ready[:size])
+                    del ready[:size]
             if batch:
                 await flush()
         finally:
-            await records.aclose()  # type: ignore[attr-defined]
-            reporter.done()
+            await source.aclose()  # type: ignore[attr-defined]
+            if fetching:
+                reporter.done()
         counts.more_available = counts.more_available or self.source.stats.more_available
-        sampled = sampler.result()
-        counts.sampled = len(sampled)
+        ready.extend(sampler.result())
         # Postgres claims: give back what this run will not score, so other workers can take it.
-        chosen = {p.item.id for p in sampled}
-        await ledger.release(over_limit + [DatasetItem(id=i) for i in offered if i not in chosen])
+        chosen_ids = picked | {c.item.id for c in ready}
+        await ledger.release(over_limit + [DatasetItem(id=i) for i in offered if i not in chosen_ids])
         log.info(
             "fetched %d, invalid %d, already scored %d, claimed by another worker %d, new %d, sampled %d",
             counts.fetched,
@@ -324,9 +417,45 @@ class OnlineMonitor:
             counts.duplicates,
             counts.claimed_elsewhere,
             taken,
-            counts.sampled,
+            counts.sampled + len(ready),
         )
-        return sampled
+        for start in range(0, len(ready), size):
+            yield hand_on(ready[start : start + size])
+
+    def _preview(self, record: Any, counts: Counts) -> DatasetItem | None:
+        """A root record's identity (id, timestamp, trace name, tags), or None (counted as invalid)."""
+        if isinstance(record, InvalidRecord):
+            return self._extract(record, counts)
+        item = self.source.preview(record, self.config.item_level)
+        if item is None:
+            counts.invalid += 1
+            log.debug("invalid record: the source found no item id in it")
+        return item
+
+    async def _complete(self, chunk: list[Candidate], ledger: ScoredItemsStore, counts: Counts) -> list[PendingItem]:
+        """Hydrate the chunk's root records (one bulk read) and extract their items.
+
+        An item whose extraction fails, or whose id is not the one it was chosen by, is invalid
+        (counted) and its claim given back.
+        """
+        if all(c.record is None for c in chunk):
+            return [c.pending for c in chunk]
+        records = await self.source.hydrate([c.record for c in chunk])
+        complete: list[PendingItem] = []
+        dropped: list[DatasetItem] = []
+        for candidate, record in zip(chunk, records, strict=True):
+            item = self._extract(record, counts)
+            if item is not None and item.id != candidate.item.id:
+                counts.invalid += 1
+                log.debug("invalid record: extracted id %r, chosen as %r", item.id, candidate.item.id)
+                item = None
+            if item is None:
+                dropped.append(candidate.item)
+                continue
+            complete.append(PendingItem(item, candidate.pending.metric_names))
+        if dropped:
+            await ledger.release(dropped)
+        return complete
 
     def _extract(self, record: Any, counts: Counts) -> DatasetItem | None:
         """record -> DatasetItem, or None (counted as invalid) for anything that cannot be scored."""
@@ -351,11 +480,12 @@ class OnlineMonitor:
         context = MetricContext(
             settings=self.settings, base_dir=self.base_dir, evaluation=self.config.evaluation, dry_run=run.dry_run
         )
+        self._metric_shared = context.shared
         for m in self.metrics:
             await m.setup(context)
 
     async def _prepare_metrics(self, run: RunContext, candidates: list[PendingItem]) -> Estimate | None:
-        """Total the judge calls to come (metrics are set up already)."""
+        """Total the judge calls to come in this chunk (metrics are set up already)."""
         calls, cost = 0, 0.0
         for m in self.metrics:
             estimate = m.estimate([p.item for p in candidates if p.wants(m.name)])
@@ -373,12 +503,29 @@ class OnlineMonitor:
         finally:
             reporter.done()
 
-    async def _alerts(self, run: RunContext, result: EvaluationResult, errors: list[str]) -> list[dict[str, Any]]:
+    def _rows_for_alerts(self, result: EvaluationResult) -> list[ResultRow]:
+        """The rows alert rules may cite (their metrics only), without the items' text."""
+        wanted = {rule.metric for rule in self.config.alerts.rules}
+        if not wanted:
+            return []
+        slim: dict[str, DatasetItem] = {}
+        rows = []
+        for row in result:
+            if row.metric_name in wanted:
+                item = slim.get(row.item.id)
+                if item is None:
+                    item = slim[row.item.id] = row.item.model_copy(update=_NO_TEXT)
+                rows.append(dataclasses.replace(row, item=item))
+        return rows
+
+    async def _alerts(
+        self, run: RunContext, tally: ResultTally, rows: list[ResultRow], errors: list[str]
+    ) -> list[dict[str, Any]]:
         """Fired alerts for the summary; one that could not be delivered is a run error (exit 1)."""
-        if not self.config.alerts.rules or not len(result):
+        if not self.config.alerts.rules or not len(tally):
             return []
         alerts_module = importlib.import_module("shared.monitoring.alerts")
-        fired = alerts_module.evaluate_alerts(self.config.alerts, result.summary(), result)
+        fired = alerts_module.evaluate_alerts(self.config.alerts, tally.summary(), EvaluationResult(rows))
         if fired and not run.dry_run:
             undelivered = await alerts_module.deliver_alerts(fired, run, self.settings)
             if undelivered:  # the scores stand; the run fails so that nobody mistakes it for a quiet one
@@ -397,8 +544,8 @@ class OnlineMonitor:
         self,
         run: RunContext,
         counts: Counts,
-        result: EvaluationResult,
-        outcome: PublishOutcome,
+        tally: ResultTally,
+        published: PublishTotals,
         alerts: list[dict[str, Any]],
         estimate: Estimate | None,
         errors: list[str],
@@ -406,26 +553,25 @@ class OnlineMonitor:
     ) -> RunSummary:
         from shared.evaluation.metric import MetricStatus
 
-        counts.evaluated = len({row.item.id for row in result if row.result.status is not MetricStatus.DEFERRED})
-        counts.metric_errors = result.count(MetricStatus.ERROR)
-        counts.skipped = result.count(MetricStatus.SKIPPED)
-        counts.deferred = result.count(MetricStatus.DEFERRED)
-        counts.repaired_text = outcome.repaired_text
+        counts.evaluated = tally.items_evaluated
+        counts.metric_errors = tally.count(MetricStatus.ERROR)
+        counts.skipped = tally.count(MetricStatus.SKIPPED)
+        counts.deferred = tally.count(MetricStatus.DEFERRED)
+        counts.repaired_text = published.repaired_text
         for sink_name in ("postgres", "langfuse"):
-            report = outcome.report(sink_name)
-            if report is not None:
-                n = len(report.stored) if report.error or report.stored else _publishable(result, sink_name)
+            n = published.published(sink_name)
+            if n is not None:
                 setattr(counts, f"published_{sink_name}", n)
-        attempted = len(result) - counts.skipped - counts.deferred
+        attempted = len(tally) - counts.skipped - counts.deferred
         error_rate = counts.metric_errors / attempted if attempted else 0.0
         if error_rate > self.config.evaluation.max_error_rate:
             errors.append(
                 f"metric error rate {error_rate:.0%} is above evaluation.max_error_rate "
                 f"{self.config.evaluation.max_error_rate:.0%} ({counts.metric_errors} of {attempted})"
             )
-        sink_failed = any(r.error for r in outcome.reports)
+        sink_failed = published.sink_failed
         status: RunStatus
-        if errors and (not sink_failed or not outcome.recordable or len(errors) > len(outcome.errors)):
+        if errors and (not sink_failed or not published.recordable or len(errors) > len(published.errors)):
             status = "failed"
         elif sink_failed:
             status = "partial"
@@ -440,9 +586,9 @@ class OnlineMonitor:
                 "applied": run.window.explicit or type(self.source).filters_by_default_window,
             },
             counts=counts,
-            metrics=result.summary(),
+            metrics=tally.summary(),
             alerts=alerts,
-            cost_usd=round(result.cost_usd, 6),
+            cost_usd=round(tally.cost_usd, 6),
             estimate=estimate,
             duration_s=round(duration_s, 3),
             results_dir=str(run.results_dir),
@@ -461,13 +607,27 @@ def _claimed_elsewhere_warning(counts: Counts) -> list[str]:
     ]
 
 
-def _publishable(result: EvaluationResult, sink_name: str) -> int:
-    """Rows a successful sink stored: Postgres stores every row, Langfuse only scored ones."""
-    from shared.evaluation.metric import MetricStatus
+# What `_rows_for_alerts` blanks: an alert cites ids and scores, never the text.
+_NO_TEXT: dict[str, Any] = {
+    "query": None,
+    "actual_output": None,
+    "expected_output": None,
+    "retrieved_content": None,
+    "conversation": None,
+    "tools_called": None,
+    "additional_input": {},
+    "additional_output": {},
+}
 
-    if sink_name == "postgres":
-        return len(result)
-    return result.count(MetricStatus.OK)
+
+def _add_estimates(total: Estimate | None, chunk: Estimate | None) -> Estimate | None:
+    if chunk is None:
+        return total
+    if total is None:
+        return chunk
+    return Estimate(
+        judge_calls=total.judge_calls + chunk.judge_calls, cost_usd=round(total.cost_usd + chunk.cost_usd, 6)
+    )
 
 
 def _implementation_dir(config_path: Path | None) -> Path | None:
