@@ -75,8 +75,29 @@ def is_transient(exc: BaseException) -> bool:
             exc,
             psycopg.OperationalError | PoolTimeout | errors.SerializationFailure | errors.DeadlockDetected,
         )
-        and not isinstance(exc, errors.InsufficientPrivilege | errors.InvalidPassword)
+        and not isinstance(exc, errors.InsufficientPrivilege | errors.InvalidPassword | errors.ProgramLimitExceeded)
         and not is_credential_failure(exc)
+    )
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Postgres (or the driver) refused a value of some row, not the connection or the schema.
+
+    Data errors (numeric out of range, bad encoding), constraint violations, a key too large for its
+    index, and values psycopg cannot dump: publishing the other rows alone would succeed.
+    """
+    from psycopg import errors
+
+    if isinstance(exc, errors.UniqueViolation):  # a concurrent writer's key: retried, not a bad row
+        return False
+    return isinstance(
+        exc,
+        psycopg.DataError
+        | psycopg.IntegrityError
+        | errors.ProgramLimitExceeded
+        | ValueError
+        | TypeError
+        | OverflowError,
     )
 
 

@@ -42,7 +42,15 @@ from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
 from shared.database import lease as leases
-from shared.database.connection import database_url, describe_error, is_transient, open_pool, schema_name, transaction
+from shared.database.connection import (
+    database_url,
+    describe_error,
+    is_row_error,
+    is_transient,
+    open_pool,
+    schema_name,
+    transaction,
+)
 from shared.database.migrate import pending_async
 from shared.database.values import NUL, clean_text, to_json, to_json_bytes
 from shared.errors import ConfigError, SinkError
@@ -387,7 +395,7 @@ class PostgresSink(Sink):
         except Exception as exc:
             message = describe_error(exc, self.settings)
             log.warning("postgres: publishing run %s failed, rolled back: %s", run.run_id, message)
-            return SinkReport(sink=self.name, error=message, details={"rows": len(rows)})
+            return SinkReport(sink=self.name, error=message, details={"rows": len(rows)}, row_error=is_row_error(exc))
         return SinkReport(sink=self.name, stored=stored, details={"rows": len(rows), "schema": self.schema})
 
     async def _write(self, run: RunContext, rows: Sequence[ResultRow]) -> None:

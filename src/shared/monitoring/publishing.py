@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.evaluation.metric import MetricStatus
-from shared.evaluation.results import EvaluationResult
+from shared.evaluation.results import EvaluationResult, ResultRow
 from shared.monitoring.ledger.base import LedgerEntry
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.monitoring.sinks.encoding import encodable_results
 from shared.monitoring.sinks.local import LocalSink
 from shared.registry import import_dotted
 
@@ -27,6 +28,7 @@ RECORDABLE = (MetricStatus.OK, MetricStatus.SKIPPED)
 class PublishOutcome:
     reports: list[SinkReport] = field(default_factory=list)
     recordable: list[PairKey] = field(default_factory=list)
+    repaired_text: int = 0  # text values made storable at the boundary (lone surrogates, NUL)
 
     def report(self, sink: str) -> SinkReport | None:
         return next((r for r in self.reports if r.sink == sink), None)
@@ -50,18 +52,22 @@ def build_sinks(run: RunContext) -> list[Sink]:
 
 
 async def publish_results(run: RunContext, results: EvaluationResult, sinks: list[Sink]) -> PublishOutcome:
-    """DATAFLOW: results -> each sink in turn (local first) -> reports -> recordable pairs.
+    """DATAFLOW: results -> text made storable (encoding.py, counted) -> each sink in turn (local
+    first; a sink refusing some rows gets parts until those rows fail alone) -> reports -> recordable pairs.
 
     Sinks never see each other's failures; a failed sink only removes its unconfirmed pairs from
     what the ledger may record, so the next run redoes them and the redo overwrites.
     """
     outcome = PublishOutcome()
+    storable, outcome.repaired_text = encodable_results(results)
+    if outcome.repaired_text:
+        log.warning(
+            "repaired %d text value(s) no sink could store (lone surrogates, NUL -> U+FFFD)", outcome.repaired_text
+        )
     for sink in sinks:
-        try:
-            report = await sink.publish(run, results)
-        except Exception as exc:  # a sink bug must not lose the other sinks' work or pass silently
-            log.exception("sink %s failed", sink.name)
-            report = SinkReport(sink.name, error=f"{type(exc).__name__}: {exc}")
+        report = await _publish_to(sink, run, storable)
+        if report.row_error and len(storable) > 1:
+            report = await _isolate_rejected_rows(sink, run, storable)
         if report.error:
             log.error("sink %s: %s", sink.name, report.error)
         outcome.reports.append(report)
@@ -74,6 +80,54 @@ async def publish_results(run: RunContext, results: EvaluationResult, sinks: lis
         if not partial or all(key in r.stored for r in partial):
             outcome.recordable.append(key)
     return outcome
+
+
+async def _publish_to(sink: Sink, run: RunContext, results: EvaluationResult) -> SinkReport:
+    try:
+        return await sink.publish(run, results)
+    except Exception as exc:  # a sink bug must not lose the other sinks' work or pass silently
+        log.exception("sink %s failed", sink.name)
+        return SinkReport(sink.name, error=f"{type(exc).__name__}: {exc}")
+
+
+MAX_REJECTED_ROWS = 20  # beyond this many, the data is not the odd bad row: stop splitting
+
+
+async def _isolate_rejected_rows(sink: Sink, run: RunContext, results: EvaluationResult) -> SinkReport:
+    """A sink refused the run because of some rows: publish halves, recursively, until the refused
+    parts are single rows. Those rows fail (their pairs stay unrecorded); every other part is stored.
+
+    About 2 * log2(rows) publishes per rejected row; stops early when the sink fails for another
+    reason (keeping what was stored) or more than MAX_REJECTED_ROWS rows are refused.
+    """
+    stored: set[PairKey] = set()
+    rejected: list[tuple[PairKey, str]] = []
+    parts = _halves(results.rows)
+    stopped: str | None = None
+    while parts and stopped is None:
+        part = parts.pop()
+        report = await _publish_to(sink, run, EvaluationResult(part))
+        if report.ok:
+            stored |= report.stored
+        elif not report.row_error:
+            stopped = report.error
+        elif len(part) > 1:
+            parts.extend(_halves(part))
+        else:
+            rejected.append(((part[0].item.id, part[0].metric_name), report.error or "rejected"))
+            if len(rejected) > MAX_REJECTED_ROWS:
+                stopped = f"more than {MAX_REJECTED_ROWS} rows refused, stopped looking ({report.error})"
+    error = stopped
+    if rejected and stopped is None:
+        order = {(row.item.id, row.metric_name): i for i, row in enumerate(results.rows)}
+        (item_id, metric), reason = min(rejected, key=lambda pair_reason: order[pair_reason[0]])
+        error = f"{len(rejected)} row(s) refused (first: item {item_id!r}, metric {metric!r}: {reason})"
+    return SinkReport(sink.name, stored=stored, error=error, details={"rejected_rows": len(rejected)})
+
+
+def _halves(rows: list[ResultRow]) -> list[list[ResultRow]]:
+    middle = len(rows) // 2
+    return [part for part in (rows[:middle], rows[middle:]) if part]
 
 
 def ledger_entries(run: RunContext, results: EvaluationResult, recordable: list[PairKey]) -> list[LedgerEntry]:

@@ -1,4 +1,4 @@
-"""RunSummary: the contract of DESIGN.md section 7 (`--json` prints exactly this object)."""
+"""RunSummary: the contract of architecture.md section 7 (`--json` prints exactly this object)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Counts(BaseModel):
     published_postgres: int = 0
     published_langfuse: int = 0
     recorded: int = 0
+    repaired_text: int = 0  # text values no sink could store (lone surrogates, NUL), published as U+FFFD
     more_available: bool = False
 
 

@@ -22,6 +22,10 @@ class SinkReport:
     stored: set[PairKey] = field(default_factory=set)
     error: str | None = None
     details: dict[str, object] = field(default_factory=dict)
+    # The failure came from the rows themselves (a value the store refuses), not from the service:
+    # `publish_results` then publishes parts of the run to find the rejected rows, so they fail alone.
+    # Only for sinks where publishing any subset of a run is safe and idempotent.
+    row_error: bool = False
 
     @property
     def ok(self) -> bool:
