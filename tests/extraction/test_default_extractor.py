@@ -223,3 +223,19 @@ def test_needs_declare_which_observations_an_extractor_reads() -> None:
     assert with_path.needs.all_children and with_path.needs.field_groups is None  # a path may read any field
     assert needs_of(lambda record: record) is None  # declares nothing: gets everything
     assert isinstance(resolve_extractor("default", {}, None), FieldPathExtractor)
+
+
+def test_a_v3_trace_without_observations_uses_its_own_input_and_output() -> None:
+    trace = Trace.from_v3({"id": "t9", "input": {"question": "Why?"}, "output": {"answer": "Because [1]."}})
+    item = DEFAULT(trace)
+    assert (item.query, item.actual_output, item.retrieved_content) == ("Why?", "Because [1].", None)
+
+
+def test_an_observation_level_read_answers_from_its_target() -> None:
+    rows = [
+        o.raw for o in _trace({"status": "ok"}, generation("First.", name="draft"), generation("Second.")).observations
+    ]
+    trace = Trace.from_observations(rows, target_observation_id="c1")
+    item, origins = extract_with_origins(DEFAULT, trace)
+    assert (item.actual_output, item.observation_id) == ("First.", "c1")
+    assert origins["actual_output"] == "GENERATION 'draft' (obs c1).output"
