@@ -194,6 +194,7 @@ class JudgeMetric(BaseMetric):
             breaker=self.breaker,
             cache=cache,
             stats=stats,
+            in_flight=shared.setdefault("judge.in_flight", {}),
             dry_run=context.dry_run,
         )
 
@@ -268,9 +269,9 @@ class JudgeMetric(BaseMetric):
             parsed = parse_judge_json(answer.content, schema)
             self.check_answer(prompt_key, parsed)
         except JudgeParseError as exc:
+            self.caller.failed(str(exc), answer)
             if answer.cached:  # a cached answer parsed once; a stricter schema now rejects it
                 raise _ParseFailure(str(exc), answer.content) from None
-            self.caller.failed(str(exc))
             truncated = " (the answer hit max_tokens)" if answer.finish_reason == "length" else ""
             raise _ParseFailure(f"{exc}{truncated}", answer.content) from None
         await self.caller.succeeded(answer, prompt)
@@ -365,7 +366,7 @@ class Usage:
         self.latency_s = 0.0
 
     def add(self, answer: JudgeAnswer) -> None:
-        if answer.cached:  # paid by an earlier run: nothing is spent now
+        if answer.free:  # paid by an earlier run, or by an identical call in flight: nothing is spent now
             self.cache_hits += 1
             return
         self.calls += 1

@@ -3,6 +3,7 @@
 DATAFLOW of `JudgeCaller.call(messages, prompt)`:
     cache key (base URL, model, prompt name+version, call params, messages)
     -> cache hit                  -> JudgeAnswer(cached=True), no call, no cost
+    -> same key in flight         -> waits for that call: JudgeAnswer(shared=True), no cost (or its error)
     -> dry run                    -> JudgeDeferred (nothing is called in a dry run)
     -> circuit open               -> JudgeDeferred (N consecutive failures earlier in the run)
     -> budget.reserve(expected, worst)
@@ -11,7 +12,8 @@ DATAFLOW of `JudgeCaller.call(messages, prompt)`:
     -> limiter.acquire            -> waits for requests/min and tokens/min quota
     -> openai SDK call            -> timeouts; 429/5xx retried by the SDK honouring Retry-After
     -> usage -> cost -> stats.observe, budget.settle, limiter.adjust
-    -> JudgeAnswer (the caller parses it, then `succeeded` caches it or `failed` trips the breaker)
+    -> JudgeAnswer (the caller parses it, then `succeeded` caches it or `failed` trips the breaker;
+                    either ends the sharing of the in-flight call)
 
 The `openai` SDK talks to any OpenAI-compatible base URL (OpenAI, Azure's v1 endpoint, vLLM, Ollama),
 so nothing here is provider specific.
@@ -19,6 +21,8 @@ so nothing here is provider specific.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -87,6 +91,12 @@ class JudgeAnswer:
     key: str
     finish_reason: str | None = None
     usage_estimated: bool = False
+    shared: bool = False  # the answer of an identical call in flight: paid by that call
+
+    @property
+    def free(self) -> bool:
+        """Nothing was spent for this answer now (a cache hit or a shared in-flight answer)."""
+        return self.cached or self.shared
 
 
 def make_client(settings: Settings, *, base_url: str | None, timeout_s: float, max_retries: int) -> AsyncOpenAI:
@@ -125,6 +135,7 @@ class JudgeCaller:
         breaker: CircuitBreaker,
         cache: JudgeCache | None,
         stats: JudgeStats | None = None,
+        in_flight: dict[str, asyncio.Future[JudgeAnswer]] | None = None,
         dry_run: bool = False,
     ) -> None:
         self.client = client
@@ -136,6 +147,9 @@ class JudgeCaller:
         self.breaker = breaker
         self.cache = cache
         self.stats = stats or JudgeStats()  # run-shared per model: every answer teaches every metric
+        # Run-shared: key -> the answer of the call made for it, until that answer is cached or
+        # rejected. Identical prompts in flight at the same moment share one call.
+        self.in_flight = in_flight if in_flight is not None else {}
         self.dry_run = dry_run
         self.calls = 0
 
@@ -157,8 +171,26 @@ class JudgeCaller:
             hit = await self.cache.aget(key)
             if hit is not None:
                 return JudgeAnswer(hit.content, hit.input_tokens, hit.output_tokens, hit.cost_usd, True, 0.0, key)
+        leader = self.in_flight.get(key)
+        if leader is not None:
+            return await _follow(leader)
         if self.dry_run:
             raise JudgeDeferred("dry run: judge not called")
+        answer: asyncio.Future[JudgeAnswer] = asyncio.get_running_loop().create_future()
+        self.in_flight[key] = answer
+        try:
+            result = await self._call_model(key, messages, prompt)
+        except BaseException as exc:
+            if self.in_flight.get(key) is answer:
+                del self.in_flight[key]
+            answer.set_exception(_shareable(exc))
+            answer.exception()  # marked as retrieved: nobody may have been waiting
+            raise
+        answer.set_result(result)
+        return result
+
+    async def _call_model(self, key: str, messages: list[dict[str, str]], prompt: JudgePrompt) -> JudgeAnswer:
+        """The paid path: breaker, budget, limiter, SDK call, accounting."""
         if self.breaker.is_open:
             raise JudgeDeferred(
                 f"circuit open after {self.breaker.threshold} consecutive judge failures "
@@ -236,21 +268,44 @@ class JudgeCaller:
 
     async def succeeded(self, answer: JudgeAnswer, prompt: JudgePrompt) -> None:
         """The answer parsed: reset the breaker and cache it (so no later run pays for it again)."""
-        if answer.cached:
+        if answer.free:
             return
         self.breaker.record_success()
-        if self.cache is not None:
-            await self.cache.aput(
-                answer.key,
-                model=self.spec.model,
-                prompt_name=prompt.name,
-                prompt_version=prompt.version,
-                content=answer.content,
-                input_tokens=answer.input_tokens,
-                output_tokens=answer.output_tokens,
-                cost_usd=answer.cost_usd,
-            )
+        try:
+            if self.cache is not None:
+                await self.cache.aput(
+                    answer.key,
+                    model=self.spec.model,
+                    prompt_name=prompt.name,
+                    prompt_version=prompt.version,
+                    content=answer.content,
+                    input_tokens=answer.input_tokens,
+                    output_tokens=answer.output_tokens,
+                    cost_usd=answer.cost_usd,
+                )
+        finally:  # from now on the cache answers identical prompts
+            self.in_flight.pop(answer.key, None)
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, answer: JudgeAnswer) -> None:
         """The answer did not parse: a judge that keeps answering garbage trips the breaker too."""
-        self.breaker.record_failure(error)
+        self.in_flight.pop(answer.key, None)
+        if not answer.free:
+            self.breaker.record_failure(error)
+
+
+async def _follow(leader: asyncio.Future[JudgeAnswer]) -> JudgeAnswer:
+    """The answer of an identical call in flight (shield: this caller's timeout must not cancel it)."""
+    try:
+        answer = await asyncio.shield(leader)
+    except JudgeDeferred as exc:
+        raise type(exc)(str(exc)) from None  # a fresh exception per caller, same meaning
+    except JudgeCallError as exc:
+        raise JudgeCallError(str(exc)) from None
+    return dataclasses.replace(answer, shared=True, latency_s=0.0)
+
+
+def _shareable(exc: BaseException) -> Exception:
+    """What the callers waiting for a failed call see: its deferral or error, never its cancellation."""
+    if isinstance(exc, JudgeDeferred | JudgeCallError):
+        return exc
+    return JudgeCallError(f"the identical judge call this one waited for ended ({type(exc).__name__})")
