@@ -9,8 +9,8 @@ random `--limit`) run the same monitor again and again with `dedup.store: postgr
 `publish.postgres` and `publish.langfuse`; about half of them are SIGKILLed at a chosen stage
 (preflight, fetch, claim, scoring, inside the Postgres transaction, between the sinks, inside the
 Langfuse publish, between publishing and the ledger write, inside the ledger write, at finish) or
-at a random moment. Time is cut into epochs, each with its own window of new traces (half seeded
-at the start, half midway). At the end of an epoch the faults stop, one clean run mops up, a
+at a random moment. Time is cut into epochs, each with its own window of new traces (seeded in
+batches while the workers run). At the end of an epoch the faults stop, one clean run mops up, a
 second clean run must find nothing left, and the checks run:
 
 - Langfuse holds exactly one score per (trace, metric), for every trace (full coverage);
@@ -73,6 +73,7 @@ STAGES = (
     "random",  # any moment of the run
 )
 WORKER_TIMEOUT_S = 240.0
+SEED_PARTS = 8  # an epoch's traces arrive in this many batches, spread over the epoch
 
 # Imported by every worker (`plugins:` in the config): a metric, and the kill points.
 PLUGIN = '''
@@ -335,7 +336,7 @@ class Soak:
 
     def seed(self, epoch: int, n: int, part: int) -> None:
         since = EPOCH_ZERO + timedelta(hours=epoch)
-        rows = list(generate_traces(n, since=since, until=since + timedelta(hours=1), seed=epoch * 10 + part + 1))
+        rows = list(generate_traces(n, since=since, until=since + timedelta(hours=1), seed=epoch * 100 + part + 1))
         self.fake.seed_observations(rows)
         self.expected.update(str(r["traceId"]) for r in rows if r.get("isRootObservation"))
 
@@ -425,12 +426,12 @@ class Soak:
     # -- an epoch ---------------------------------------------------------------------------------
     def epoch(self, number: int, seconds: float) -> None:
         """Chaos for `seconds` on a fresh window, then a clean mop-up and the end-state checks."""
-        half = self.args.traces_per_epoch // 2
-        self.seed(number, half, 0)
+        parts = [len(p) for p in _split(range(self.args.traces_per_epoch), SEED_PARTS)]
+        seeded = 0
         self.faults(True)
         started = time.monotonic()
         deadline = started + seconds
-        seeded_rest, next_check = False, started + 5
+        next_check = started + 5
         active: list[Worker] = []
         while time.monotonic() < deadline:
             for worker in [w for w in active if w.process.poll() is not None]:
@@ -444,17 +445,17 @@ class Soak:
                 stage = self.rng.choice(STAGES) if doomed else None
                 limit = self.rng.choice((None, 10, 25, 40, 60))
                 active.append(self.launch(number, stage=stage, limit=limit))
-            if not seeded_rest and time.monotonic() > started + seconds / 2:
-                self.seed(number, self.args.traces_per_epoch - half, 1)
-                seeded_rest = True
+            while seeded < len(parts) and time.monotonic() >= started + seconds * seeded / len(parts):
+                self.seed(number, parts[seeded], seeded)  # new traces keep arriving while workers run
+                seeded += 1
             if time.monotonic() > next_check:
                 self.check_ledger_is_published()
                 next_check = time.monotonic() + 5
             time.sleep(0.1)
         for worker in active:
             self.wait(worker)
-        if not seeded_rest:
-            self.seed(number, self.args.traces_per_epoch - half, 1)
+        for part in range(seeded, len(parts)):
+            self.seed(number, parts[part], part)
         self.faults(False)
         self.check_ledger_is_published()
         mop_up = self.wait(self.launch(number, stage=None, limit=None), clean=True)
@@ -562,6 +563,11 @@ class Soak:
         }
 
 
+def _split(values: range, parts: int) -> list[range]:
+    step = -(-len(values) // parts)
+    return [values[i : i + step] for i in range(0, len(values), step)]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Soak a monitor under faults, kills and concurrency.")
     parser.add_argument("--minutes", type=float, default=30.0, help="how long the chaos lasts (default 30)")
@@ -572,7 +578,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Postgres to use (a throw-away schema is created and dropped); default DATABASE_URL",
     )
     parser.add_argument("--epoch-s", type=float, default=90.0, help="chaos per window before a check (default 90)")
-    parser.add_argument("--traces-per-epoch", type=int, default=120, help="new traces per window (default 120)")
+    parser.add_argument("--traces-per-epoch", type=int, default=240, help="new traces per window (default 240)")
     parser.add_argument("--kill-share", type=float, default=0.5, help="share of runs SIGKILLed (default 0.5)")
     parser.add_argument("--error-rate", type=float, default=0.1, help="share of fake answers that are 503")
     parser.add_argument("--rate-limit-every", type=int, default=9, help="every Nth fake answer is a 429")
@@ -586,8 +592,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("minutes", "epoch_s", "claim_ttl_s"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if args.workers < 1 or args.traces_per_epoch < 2:
-        parser.error("--workers must be >= 1 and --traces-per-epoch >= 2")
+    if args.workers < 1 or args.traces_per_epoch < SEED_PARTS:
+        parser.error(f"--workers must be >= 1 and --traces-per-epoch >= {SEED_PARTS}")
     for name in ("kill_share", "error_rate", "loss"):
         if not 0 <= getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be in [0, 1)")
