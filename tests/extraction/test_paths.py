@@ -167,3 +167,13 @@ def test_config_accepts_path_specs_and_rejects_unknown_spec_keys(tmp_path: Path,
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
     with pytest.raises(ConfigError, match="extractor_fields"):
         OnlineMonitor.from_yaml(path, settings=Settings(), base_dir=tmp_path)
+
+
+def test_an_explicit_path_to_an_empty_answer_slot_reads_as_empty() -> None:
+    """A path to a container whose answer slot is empty is an empty answer, not the container's JSON."""
+    from shared.monitoring.extraction.text import as_text
+
+    assert as_text({"output": None, "steps": 3}) is None
+    assert as_text({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}) is None
+    assert as_text({"status": "completed", "steps": 4}) == '{"status": "completed", "steps": 4}'  # no answer slot
+    assert as_text({"question": "hi", "output": None}) == "hi"

@@ -200,4 +200,6 @@ def as_text(value: Any) -> str | None:
             inner = value.get(key)
             if isinstance(inner, str):
                 return inner
+    if found is not None:  # an answer slot that is empty ({"output": null, "steps": 3}): empty, not JSON
+        return None
     return json.dumps(value, ensure_ascii=False, default=str)
