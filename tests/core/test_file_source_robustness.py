@@ -212,3 +212,17 @@ def test_trace_constructors_refuse_malformed_observations_with_a_clear_error(tmp
     path.write_bytes(line({"id": "x", "observations": "nope"}) + line(v3_traces(1, seed=9)[0]))
     collection = TraceCollection.from_file(path)
     assert len(collection) == 1 and collection.invalid == ["record 1: observations must be a list of objects, not str"]
+
+
+def test_trace_collection_reads_files_as_robustly_as_the_file_source(tmp_path: Path) -> None:
+    """Notebooks load files through TraceCollection: a BOM, bad bytes and bad shapes are counted, not fatal."""
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(
+        b'\xef\xbb\xbf{"id":"t1","observations":[{"id":"o1","type":"SPAN","output":"hi"}]}\n'
+        b'{"id":"bad\xe9","observations":[]}\n'
+        b'{"id":"x","observations":"nope"}\n'
+        b'{"id":"t2","observations":[{"id":"o2","type":"SPAN","output":"yo"}]}\n'
+    )
+    collection = TraceCollection.from_file(path)
+    assert [t.id for t in collection] == ["t1", "t2"]
+    assert len(collection.invalid) == 2 and "UTF-8" in collection.invalid[0]

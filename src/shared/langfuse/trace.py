@@ -497,11 +497,15 @@ class TraceCollection(Sequence[Trace]):
         """JSON or JSONL, in either shape: v2 observation rows (grouped by traceId, any order),
         or v3 traces with an `observations` list; also a JSON list or an API page `{"data": [...]}`.
         """
+        from shared.monitoring.sources.file_rows import BadLine, json_records  # bytes-level: BOM, bad bytes
+
         rows: list[dict[str, Any]] = []
         traces: list[Trace] = []
         collection = cls()
-        for number, record in enumerate(_read_json_records(Path(path)), start=1):
-            if not isinstance(record, Mapping):
+        for number, record in json_records(Path(path)):
+            if isinstance(record, BadLine):
+                collection.invalid.append(f"record {number}: {record.reason}")
+            elif not isinstance(record, Mapping):
                 collection.invalid.append(f"record {number}: not a JSON object")
             elif "observations" in record or "traceId" not in record:
                 try:
@@ -517,7 +521,11 @@ class TraceCollection(Sequence[Trace]):
                 collection.invalid.append(f"observation {row.get('id')!r} without traceId")
                 continue
             grouped.setdefault(str(trace_id), []).append(row)
-        traces.extend(Trace.from_observations(group, patterns) for group in grouped.values())
+        for trace_id, group in grouped.items():
+            try:
+                traces.append(Trace.from_observations(group, patterns))
+            except ValueError as exc:
+                collection.invalid.append(f"trace {trace_id!r}: {exc}")
         collection.traces = traces
         return collection
 
@@ -680,25 +688,3 @@ class TraceCollection(Sequence[Trace]):
                 for t in self.traces
             ]
         )
-
-
-def _read_json_records(path: Path) -> Iterator[Any]:
-    """JSONL line by line, or one JSON document (a list, or a page `{"data": [...]}`)."""
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        yield from json.loads(stripped)
-        return
-    try:
-        document = json.loads(stripped)
-    except ValueError:
-        document = None
-    if isinstance(document, dict):
-        yield from document["data"] if isinstance(document.get("data"), list) else [document]
-        return
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except ValueError:
-                yield None
