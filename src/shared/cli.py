@@ -365,6 +365,45 @@ def report(
     raise typer.Exit(guarded(body))
 
 
+@app.command()
+def calibrate(
+    config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
+    human: Annotated[str, typer.Option("--human", help="Name of the human score in Langfuse (any source).")],
+    since: Annotated[str | None, typer.Option(help="Human labels given at or after this, ISO 8601.")] = None,
+    until: Annotated[str | None, typer.Option(help="... and before this.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
+    judge_scores: Annotated[
+        str, typer.Option("--judge-scores", help="auto (Postgres when DATABASE_URL is set), postgres or langfuse.")
+    ] = "auto",
+    human_threshold: Annotated[
+        float | None, typer.Option(help="A human value at or past this passes (default: the metric's threshold).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: path=value.")] = None,
+) -> None:
+    """Does the judge agree with people? Kappa, correlations and the confusion matrix against human scores."""
+
+    def body() -> None:
+        from shared.monitoring.calibration import calibrate_config, render
+
+        report = calibrate_config(
+            config,
+            human,
+            overrides=set_ or [],
+            since=parse_time_option(since, "--since"),
+            until=parse_time_option(until, "--until"),
+            metric=metric,
+            source=judge_scores,
+            human_threshold=human_threshold,
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+        else:
+            render(report, out)
+
+    guarded(body)
+
+
 def _monitor_and_runs(name_or_config: str) -> tuple[str, Path, Path | None]:
     """A config gives its monitor name and runs folder; anything else is a monitor name."""
     from shared.monitoring.config import NAME_PATTERN

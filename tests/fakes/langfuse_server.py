@@ -9,7 +9,9 @@ Routes: health, projects (auth check), v2 observations (cursor, `fields` groups,
 `expandMetadata`, limit <= 1000), POST scores (JSON list -> 202, or 207 with accepted/rejected
 counts), v3 scores (id/name/traceId/observationId filters, `fields`, cursor, limit <= 100),
 v2 prompts (list, get by version/label, create, update labels), v2 datasets, dataset items,
-dataset run items and runs, OTLP trace ingestion (`POST /api/public/otel/v1/traces`, protobuf or
+dataset run items and runs, score configs (list, get, create) and annotation queues (list, get,
+create; queue items list, get, add, update, remove: adding the same object twice makes two
+items, as Langfuse does), OTLP trace ingestion (`POST /api/public/otel/v1/traces`, protobuf or
 JSON, gzip; each span becomes an observation row the way Langfuse ingests it, see langfuse_otel.py)
 and experiment items derived from the ingested spans (`GET /api/public/experiment-items`).
 
@@ -84,6 +86,9 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
 # Required by ObservationV2 in the spec even when the `model` group is not requested (then null).
 ALWAYS_PRESENT = ("modelId", "inputPrice", "outputPrice", "totalPrice")
 SCORE_FIELD_GROUPS = {"details", "subject", "annotation"}
+SCORE_CONFIG_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT")
+QUEUE_OBJECT_TYPES = ("TRACE", "OBSERVATION", "SESSION")
+QUEUE_STATUSES = ("PENDING", "COMPLETED")
 
 
 def iso(ts: datetime) -> str:
@@ -134,6 +139,9 @@ class FakeState:
     dataset_runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     run_items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     spans: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (traceId, spanId)
+    score_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queue_items: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeLangfuse:
@@ -248,6 +256,21 @@ class FakeLangfuse:
         with self._lock:
             return [dict(s) for s in self.state.scores.values()]
 
+    def seed_score(self, **fields: Any) -> str:
+        """Store one score as Langfuse holds it, with fields a POST cannot set (`source`, `queueId`,
+        `authorUserId`): how human labels from annotation queues or user feedback look."""
+        stamp = fields.get("timestamp")
+        if isinstance(stamp, datetime):
+            fields["timestamp"] = iso(stamp)
+        with self._lock:
+            return self._store_score(fields)
+
+    def queue_items_of(self, queue_name: str) -> list[dict[str, Any]]:
+        """Every item of the queues named `queue_name` (duplicates included), oldest first."""
+        with self._lock:
+            ids = {q["id"] for q in self.state.queues.values() if q["name"] == queue_name}
+            return [dict(i) for i in self.state.queue_items.values() if i["queueId"] in ids]
+
     def experiment_items(self) -> list[dict[str, Any]]:
         """Every experiment item the ingested spans describe (all field groups), oldest first."""
         with self._lock:
@@ -277,6 +300,16 @@ class FakeLangfuse:
             Route("/api/public/datasets/{dataset:path}/runs/{run}", self._get_run, methods=["GET"]),
             Route("/api/public/otel/v1/traces", self._otel_traces, methods=["POST"]),
             Route("/api/public/experiment-items", self._experiment_items, methods=["GET"]),
+            Route("/api/public/score-configs", self._score_configs, methods=["GET", "POST"]),
+            Route("/api/public/score-configs/{config_id}", self._get_score_config, methods=["GET"]),
+            Route("/api/public/annotation-queues", self._queues, methods=["GET", "POST"]),
+            Route("/api/public/annotation-queues/{queue_id}", self._get_queue, methods=["GET"]),
+            Route("/api/public/annotation-queues/{queue_id}/items", self._queue_items, methods=["GET", "POST"]),
+            Route(
+                "/api/public/annotation-queues/{queue_id}/items/{item_id}",
+                self._queue_item,
+                methods=["GET", "PATCH", "DELETE"],
+            ),
         ]
         return Starlette(routes=routes)
 
@@ -461,6 +494,8 @@ class FakeLangfuse:
             "observationId": item.get("observationId"),
             "sessionId": item.get("sessionId"),
             "datasetRunId": item.get("datasetRunId"),
+            "queueId": item.get("queueId"),
+            "authorUserId": item.get("authorUserId"),
         }
         return score_id
 
@@ -479,6 +514,8 @@ class FakeLangfuse:
             if q.get("observationId") and not q.get("traceId"):
                 raise BadRequest("observationId requires traceId")
             offset = decode_cursor(q["cursor"]) if q.get("cursor") else 0
+            since = iso(parse_ts(q["fromTimestamp"])) if q.get("fromTimestamp") else None
+            until = iso(parse_ts(q["toTimestamp"])) if q.get("toTimestamp") else None
         except BadRequest as exc:
             return self._bad(str(exc))
         except (ValueError, KeyError) as exc:
@@ -496,14 +533,19 @@ class FakeLangfuse:
             "environment": listed("environment"),
             "sessionId": listed("sessionId"),
             "datasetRunId": listed("experimentId"),
+            "queueId": listed("queueId"),
         }
         types = {t.upper() for t in listed("dataType") or set()}
+        sources = {t.upper() for t in listed("source") or set()}
         with self._lock:
             rows = [
                 s
                 for s in self.state.scores.values()
                 if all(wanted is None or s.get(key) in wanted for key, wanted in filters.items())
                 and (not types or s["dataType"] in types)
+                and (not sources or s["source"] in sources)
+                and (since is None or iso(parse_ts(s["timestamp"])) >= since)
+                and (until is None or iso(parse_ts(s["timestamp"])) < until)
             ]
         rows.sort(key=lambda s: (s["timestamp"], s["id"]), reverse=True)
         page = rows[offset : offset + limit]
@@ -735,6 +777,176 @@ class FakeLangfuse:
                 return self._bad("Dataset run not found", 404)
             items = [ri for (run_id, _), ri in self.state.run_items.items() if run_id == run["id"]]
         return self._ok({**run, "datasetRunItems": items})
+
+    # -- routes: score configs and annotation queues -----------------------------------------
+    def _page_args(self, request: Request) -> tuple[int, int]:
+        """`page` (from 1) and `limit` (at most 100), as Langfuse's public pagination validates them."""
+        q = request.query_params
+        page, limit = int(q.get("page") or 1), int(q.get("limit") or 50)
+        if page < 1 or not 1 <= limit <= 100:
+            raise BadRequest("page must be at least 1 and limit between 1 and 100")
+        return page, limit
+
+    def _paged(self, rows: list[dict[str, Any]], page: int, limit: int) -> Response:
+        chunk = rows[(page - 1) * limit : page * limit]
+        meta = {"page": page, "limit": limit, "totalItems": len(rows), "totalPages": -(-len(rows) // limit)}
+        return self._ok({"data": chunk, "meta": meta})
+
+    async def _score_configs(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/score-configs")
+        if denied:
+            return denied
+        if request.method == "GET":
+            try:
+                page, limit = self._page_args(request)
+            except (BadRequest, ValueError) as exc:
+                return self._bad(str(exc))
+            with self._lock:
+                rows = sorted(self.state.score_configs.values(), key=lambda c: (c["createdAt"], c["id"]))
+            return self._paged([dict(c) for c in rows], page, limit)
+        body = await request.json()
+        data_type = body.get("dataType") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not body.get("name") or data_type not in SCORE_CONFIG_TYPES:
+            return self._bad(f"name and dataType ({', '.join(SCORE_CONFIG_TYPES)}) are required")
+        if data_type == "BOOLEAN" and body.get("categories"):
+            return self._bad("categories are autogenerated for boolean configs and cannot be passed")
+        now = iso(datetime.now(UTC))
+        categories = body.get("categories")
+        if data_type == "BOOLEAN":
+            categories = [{"value": 1, "label": "True"}, {"value": 0, "label": "False"}]
+        config = {
+            "id": f"sc-{uuid.uuid4().hex[:12]}",
+            "name": body["name"],
+            "createdAt": now,
+            "updatedAt": now,
+            "projectId": PROJECT_ID,
+            "dataType": data_type,
+            "isArchived": False,
+            "minValue": body.get("minValue"),
+            "maxValue": body.get("maxValue"),
+            "categories": categories,
+            "description": body.get("description"),
+        }
+        with self._lock:
+            self.state.score_configs[config["id"]] = config
+        return self._ok(config)
+
+    async def _get_score_config(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/score-configs/{configId}")
+        if denied:
+            return denied
+        with self._lock:
+            config = self.state.score_configs.get(request.path_params["config_id"])
+        return self._ok(dict(config)) if config else self._bad("Score config not found", 404)
+
+    async def _queues(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/annotation-queues")
+        if denied:
+            return denied
+        if request.method == "GET":
+            try:
+                page, limit = self._page_args(request)
+            except (BadRequest, ValueError) as exc:
+                return self._bad(str(exc))
+            with self._lock:
+                rows = sorted(self.state.queues.values(), key=lambda q: (q["createdAt"], q["id"]))
+            return self._paged([dict(q) for q in rows], page, limit)
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("name"):
+            return self._bad("name is required")
+        config_ids = body.get("scoreConfigIds")
+        if not isinstance(config_ids, list) or not config_ids:
+            return self._bad("scoreConfigIds must name at least one score config")
+        now = iso(datetime.now(UTC))
+        with self._lock:
+            unknown = [c for c in config_ids if c not in self.state.score_configs]
+            if unknown:
+                return self._bad(f"score config(s) not found: {', '.join(map(str, unknown))}")
+            queue = {
+                "id": f"aq-{uuid.uuid4().hex[:12]}",
+                "name": body["name"],
+                "description": body.get("description"),
+                "scoreConfigIds": list(config_ids),
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            self.state.queues[queue["id"]] = queue
+        return self._ok(dict(queue))
+
+    async def _get_queue(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/annotation-queues/{queueId}")
+        if denied:
+            return denied
+        with self._lock:
+            queue = self.state.queues.get(request.path_params["queue_id"])
+        return self._ok(dict(queue)) if queue else self._bad("Annotation queue not found", 404)
+
+    async def _queue_items(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/annotation-queues/{queueId}/items")
+        if denied:
+            return denied
+        queue_id = request.path_params["queue_id"]
+        with self._lock:
+            if queue_id not in self.state.queues:
+                return self._bad("Annotation queue not found", 404)
+        if request.method == "GET":
+            status = request.query_params.get("status")
+            try:
+                page, limit = self._page_args(request)
+                if status is not None and status not in QUEUE_STATUSES:
+                    raise BadRequest(f"status must be one of {', '.join(QUEUE_STATUSES)}")
+            except (BadRequest, ValueError) as exc:
+                return self._bad(str(exc))
+            with self._lock:
+                rows = [
+                    dict(i)
+                    for i in self.state.queue_items.values()
+                    if i["queueId"] == queue_id and (status is None or i["status"] == status)
+                ]
+            rows.sort(key=lambda i: (i["createdAt"], i["id"]), reverse=True)  # newest first, as Langfuse
+            return self._paged(rows, page, limit)
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("objectId") or body.get("objectType") not in QUEUE_OBJECT_TYPES:
+            return self._bad(f"objectId and objectType ({', '.join(QUEUE_OBJECT_TYPES)}) are required")
+        status = body.get("status") or "PENDING"
+        if status not in QUEUE_STATUSES:
+            return self._bad(f"status must be one of {', '.join(QUEUE_STATUSES)}")
+        now = iso(datetime.now(UTC))
+        item = {
+            "id": f"aqi-{uuid.uuid4().hex[:12]}",
+            "queueId": queue_id,
+            "objectId": str(body["objectId"]),
+            "objectType": body["objectType"],
+            "status": status,
+            "completedAt": now if status == "COMPLETED" else None,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        with self._lock:
+            self.state.queue_items[item["id"]] = item
+        return self._ok(dict(item))
+
+    async def _queue_item(self, request: Request) -> Response:
+        denied = self._guard(request, "/api/public/annotation-queues/{queueId}/items/{itemId}")
+        if denied:
+            return denied
+        queue_id, item_id = request.path_params["queue_id"], request.path_params["item_id"]
+        body = await request.json() if request.method == "PATCH" else None
+        with self._lock:
+            item = self.state.queue_items.get(item_id)
+            if item is None or item["queueId"] != queue_id:
+                return self._bad("Annotation queue item not found", 404)
+            if request.method == "DELETE":
+                del self.state.queue_items[item_id]
+                return self._ok({"success": True, "message": "Item removed from the annotation queue"})
+            if request.method == "PATCH":
+                status = (body or {}).get("status") if isinstance(body, dict) else None
+                if status is not None and status not in QUEUE_STATUSES:
+                    return self._bad(f"status must be one of {', '.join(QUEUE_STATUSES)}")
+                if status is not None:
+                    now = iso(datetime.now(UTC))
+                    item.update(status=status, updatedAt=now, completedAt=now if status == "COMPLETED" else None)
+            return self._ok(dict(item))
 
     # -- routes: OpenTelemetry ingestion and experiment items --------------------------------
     async def _otel_traces(self, request: Request) -> Response:
@@ -1063,7 +1275,7 @@ def _score_v3(score: Mapping[str, Any], groups: set[str]) -> dict[str, Any]:
     if "details" in groups:
         out.update(comment=score.get("comment"), configId=score.get("configId"), metadata=score.get("metadata"))
     if "annotation" in groups:
-        out.update(authorUserId=None, queueId=None)
+        out.update(authorUserId=score.get("authorUserId"), queueId=score.get("queueId"))
     if "subject" in groups:
         if score.get("observationId"):
             out["subject"] = {"kind": "observation", "id": score["observationId"], "traceId": score.get("traceId")}

@@ -11,6 +11,7 @@ column of the `evaluation_results_with_items` view), so backfilled windows chart
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,30 @@ def latest_scores(
         ORDER BY monitor, source_key, item_id, metric_name, created_at DESC, run_id DESC
     """
     return _frame(query, params, _settings(settings, url), time_columns=("ts", "created_at", "source_timestamp"))
+
+
+def judge_scores(
+    monitor: str,
+    *,
+    trace_ids: Sequence[str] = (),
+    item_ids: Sequence[str] = (),
+    metrics: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    url: str | None = None,
+) -> pd.DataFrame:
+    """The ok results of a monitor on these traces or items, only the columns calibration needs
+    (`shared.monitoring.calibration` reads the items people labelled, not the whole history)."""
+    query = """
+        SELECT item_id, trace_id, observation_id, metric_name, metric_version, score, passed, threshold, label,
+               created_at
+        FROM evaluation_results_with_items
+        WHERE monitor = %s AND status = 'ok' AND (trace_id = ANY(%s) OR item_id = ANY(%s))
+    """
+    params: list[Any] = [monitor, list(trace_ids), list(item_ids)]
+    if metrics is not None:
+        query += " AND metric_name = ANY(%s)"
+        params.append(list(metrics))
+    return _frame(query, params, _settings(settings, url), time_columns=("created_at",))
 
 
 def _settings(settings: Settings | None, url: str | None) -> Settings:

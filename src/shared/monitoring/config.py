@@ -99,11 +99,63 @@ class PostgresPublishConfig(Strict):
     enabled: bool = True
 
 
+REVIEW_SCORE_CONDITION = re.compile(r"^\s*score\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+# Langfuse score config names: at most 35 letters, digits, underscores, spaces, periods, parentheses, hyphens.
+SCORE_CONFIG_NAME = r"^[A-Za-z0-9_ .()-]{1,35}$"
+
+
+class ReviewConfig(Strict):
+    """`publish.langfuse.review`: items the judge flagged go to a Langfuse annotation queue, once each."""
+
+    queue: str = Field(min_length=1, max_length=200, description="annotation queue name; created when missing")
+    when: str = Field(default="failed", description="failed | errors | 'score < 0.3' (also <=, >, >=)")
+    max_per_run: int = Field(default=50, ge=1, le=10_000, description="queue at most this many items per run")
+    metrics: list[str] | None = Field(default=None, description="only these metrics' results (default: all)")
+    human_score: str = Field(
+        default="human_review",
+        pattern=SCORE_CONFIG_NAME,
+        description="score config reviewers fill in when evalmon creates the queue (BOOLEAN, found or created); "
+        "`evalmon calibrate CONFIG --human <this>` compares it with the judge",
+    )
+
+    @field_validator("when")
+    @classmethod
+    def _known_condition(cls, value: str) -> str:
+        if value in ("failed", "errors") or REVIEW_SCORE_CONDITION.match(value):
+            return value
+        raise ValueError(f"unknown review condition {value!r} (valid: failed, errors, 'score < 0.3' with <, <=, >, >=)")
+
+    def score_condition(self) -> tuple[str, float] | None:
+        """(operator, value) of a `score < x` condition; None for failed/errors."""
+        found = REVIEW_SCORE_CONDITION.match(self.when)
+        return (found.group(1), float(found.group(2))) if found else None
+
+
 class LangfusePublishConfig(Strict):
     enabled: bool = True
     environment: str | None = None
     experiment: bool = False
     dataset_name: str | None = None
+    review: ReviewConfig | None = None
+    regression_dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Langfuse dataset that failing items join (deterministic ids: once each, whatever the reruns)",
+    )
+
+
+class CalibrationConfig(Strict):
+    """`calibration:`: a run warns when a judge's agreement with people (Cohen's kappa) is below a floor."""
+
+    human: str = Field(min_length=1, description="name of the human score in Langfuse (any source)")
+    min_kappa: float = Field(default=0.4, ge=-1, le=1)
+    min_n: int = Field(default=20, ge=2, description="labelled items a metric version needs before its kappa counts")
+    lookback_days: float = Field(default=30.0, gt=0, le=3660, description="human labels given this far back")
+    metrics: list[str] | None = Field(default=None, description="only these metrics (default: all)")
+    human_threshold: float | None = Field(
+        default=None, description="a human value at or past this passes (default: the metric's threshold)"
+    )
 
 
 class SlackPublishConfig(Strict):
@@ -232,6 +284,7 @@ class MonitorConfig(Strict):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     schedule: ScheduleConfig | None = None
+    calibration: CalibrationConfig | None = None
 
     @model_validator(mode="after")
     def _unique_metric_names(self) -> MonitorConfig:
@@ -250,6 +303,22 @@ class MonitorConfig(Strict):
             if rule.metric not in names:
                 raise ValueError(
                     f"alert rule names metric '{rule.metric}', which this monitor does not run "
+                    f"(valid: {', '.join(sorted(names))})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _calibration_and_review_name_metrics(self) -> MonitorConfig:
+        names = {spec.name or spec.key for spec in self.metrics}
+        review = self.publish.langfuse.review
+        for where, listed in (
+            ("calibration.metrics", self.calibration.metrics if self.calibration else None),
+            ("publish.langfuse.review.metrics", review.metrics if review else None),
+        ):
+            unknown = [m for m in listed or [] if m not in names]
+            if unknown:
+                raise ValueError(
+                    f"{where} names metric '{unknown[0]}', which this monitor does not run "
                     f"(valid: {', '.join(sorted(names))})"
                 )
         return self

@@ -151,6 +151,7 @@ class OnlineMonitor:
           A chunk published and recorded stays so when a later chunk fails or the process is killed.
           -> alerts                     rules over this run's metrics -> Slack
           -> guards                     warnings when the extraction looks wrong (empty, status objects, ...)
+          -> calibration                with `calibration:`, a warning per judge whose kappa against people is low
           -> RunSummary                 returned; written to <results_dir>/summary.json when anything was scored
         """
         reporter = reporter or Reporter()
@@ -198,6 +199,10 @@ class OnlineMonitor:
                 run, counts, tally, published, alerts, estimate, errors, time.monotonic() - started
             )
             summary.warnings.extend(guard.warnings())
+            if self.config.calibration is not None:  # one read of human labels, per run
+                from shared.monitoring.calibration import calibration_warnings
+
+                summary.warnings.extend(await calibration_warnings(run, self.metrics))
             summary.warnings.extend(
                 judge_run_warnings(
                     self._metric_shared,
