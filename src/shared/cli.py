@@ -161,6 +161,8 @@ def print_summary(summary: Any) -> None:
         out.print(
             f"judge calls planned {summary.estimate.judge_calls}, estimated cost ${summary.estimate.cost_usd:.4f}"
         )
+        for name, planned in summary.estimate.by_metric.items():
+            out.print(f"  {name}: {planned.judge_calls} calls, ${planned.cost_usd:.4f}", highlight=False)
     if summary.metrics:
         from shared.evaluation.metric import direction_label
 

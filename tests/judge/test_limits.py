@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -74,3 +75,42 @@ def test_cache_survives_reopening(tmp_path: Path) -> None:
     assert hit is not None and hit.content == "{}" and hit.cost_usd == 0.5
     assert reopened.get(cache_key(model="m", messages=[])) is None
     reopened.close()
+
+
+def test_cache_written_before_prompt_chars_gains_the_column_and_reports_prompt_stats(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:  # the layout of caches written before prompt_chars
+        old.execute(
+            "CREATE TABLE judge_cache (key TEXT PRIMARY KEY, model TEXT NOT NULL, prompt_name TEXT, prompt_version TEXT,"
+            " content TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,"
+            " cost_usd REAL NOT NULL, created_at REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO judge_cache VALUES ('k0', 'm', 'rubric', '1', '{}', 100, 30, 0.1, 1.0)")
+    cache = JudgeCache(path)
+    cache.put(
+        "k1",
+        model="m",
+        prompt_name="rubric",
+        prompt_version="2",
+        content="{}",
+        input_tokens=100,
+        output_tokens=10,
+        cost_usd=0.1,
+        prompt_chars=400,
+    )
+    cache.put(
+        "k2",
+        model="m",
+        prompt_name="claims",
+        prompt_version="1",
+        content="{}",
+        input_tokens=50,
+        output_tokens=99,
+        cost_usd=0.1,
+        prompt_chars=200,
+    )
+    stats = cache.prompt_stats("m", "rubric")
+    assert (stats.answers, stats.output_tokens) == (2, 40)  # both versions, old row included
+    assert (stats.prompt_chars, stats.input_tokens) == (400, 100)  # only rows that know their prompt length
+    assert cache.prompt_stats("other-model", "rubric").answers == 0
+    cache.close()

@@ -133,6 +133,7 @@ def test_cli_dry_run_shows_calls_and_cost_then_run_json_has_provenance(fake: Ope
     assert dry.returncode == 0, dry.stderr
     assert fake.state.attempts == 0
     assert "judge calls planned" in dry.stdout + dry.stderr and "estimated cost $" in dry.stdout + dry.stderr
+    assert "  athena_decision_quality: " in dry.stdout and " calls, $" in dry.stdout  # and per metric
 
     real = _cli(tmp_path, fake, "--json")
     assert real.returncode == 0, real.stderr

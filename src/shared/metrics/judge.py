@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -47,7 +48,15 @@ from shared.metrics.judge_client import (
     JudgeDeferred,
     make_client,
 )
-from shared.metrics.judge_cost import BUDGET_KEY, JudgeStats, ModelPrice, PriceTable, RunBudget, estimate_tokens
+from shared.metrics.judge_cost import (
+    BUDGET_KEY,
+    JudgeStats,
+    ModelPrice,
+    PriceTable,
+    RunBudget,
+    expected_call_cost,
+    messages_text,
+)
 from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
 from shared.metrics.judge_parse import JudgeParseError, normalise_score, parse_judge_json, read_score
 from shared.metrics.judge_prompt import JudgePrompt, load_judge_prompt, load_judge_prompt_sync
@@ -99,7 +108,9 @@ class JudgeParams(MetricParams):
     cache_path: str = "data/cache/judge.sqlite"
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per 1M tokens by model")
     price_table_file: str | None = None
-    estimated_output_tokens: int = Field(default=150, gt=0, description="for --dry-run estimates")
+    estimated_output_tokens: int = Field(
+        default=150, gt=0, description="output tokens per call before any answer was seen (estimates)"
+    )
     prompt_label: str = "production"
 
 
@@ -122,6 +133,7 @@ class JudgeMetric(BaseMetric):
         self.caller: JudgeCaller | None = None
         self.breaker = CircuitBreaker(self.params.breaker_threshold)
         self._context: MetricContext | None = None
+        self._before_setup: dict[str, JudgePrompt] | None = None  # local prompts, for estimates before setup
 
     # -- prompts ----------------------------------------------------------------------------
     def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
@@ -197,6 +209,8 @@ class JudgeMetric(BaseMetric):
             in_flight=shared.setdefault("judge.in_flight", {}),
             dry_run=context.dry_run,
         )
+        for prompt in self.prompts.values():  # what earlier runs' answers cost: budget and estimates
+            self.caller.learn_from_cache(prompt.name)
 
     def _price_file(self, base_dir: Path) -> Path | None:
         if not self.params.price_table_file:
@@ -320,31 +334,69 @@ class JudgeMetric(BaseMetric):
         raise NotImplementedError
 
     # -- estimates --------------------------------------------------------------------------
-    def calls_per_item(self) -> int:
-        return 1
+    def planned_calls(self, item: DatasetItem) -> list[PlannedCall]:
+        """The judge calls scoring `item` would make (a composite's later questions as expected counts)."""
+        raise NotImplementedError
 
     def estimate(self, items: Sequence[DatasetItem]) -> CostEstimate:
-        """Judge calls and cost for `items` (cache hits excluded once setup has run)."""
-        calls = 0
+        """Judge calls and cost for `items`: only calls that would really be made.
+
+        Answers already in the cache and prompts repeated within `items` cost nothing; output tokens
+        are the prompt's observed average (cache and this run), else `estimated_output_tokens`.
+        """
+        prices, stats = (self.caller.prices, self.caller.stats) if self.caller else (self._prices(), JudgeStats())
+        seen: set[str] = set()
+        calls = 0.0
         cost = 0.0
-        prices = self.caller.prices if self.caller else PriceTable.from_config(self.params.prices)
         for item in items:
             if self.missing_fields(item):
                 continue
-            if self.caller is not None and self.is_cached(item):
-                continue
-            n = self.calls_per_item()
-            tokens_in = self.estimate_input_tokens(item)
-            calls += n
-            cost += n * prices.cost(self.params.model, tokens_in, self.params.estimated_output_tokens)
-        return CostEstimate(calls=calls, cost_usd=round(cost, 6))
+            for planned in self.planned_calls(item):
+                prompt = self.prompts.get(planned.prompt_key)
+                chars = planned.prompt_chars
+                if planned.messages is not None:
+                    messages = ensure_json_instruction(planned.messages, self.params.json_mode)
+                    if self.caller is not None and prompt is not None:
+                        key = self.caller.key(messages, prompt)
+                        if key in seen or (self.caller.cache is not None and self.caller.cache.contains(key)):
+                            continue
+                        seen.add(key)
+                    chars = len(messages_text(messages))
+                expected, _ = expected_call_cost(
+                    prices,
+                    stats,
+                    model=self.params.model,
+                    max_tokens=self.params.max_tokens,
+                    prompt_chars=chars,
+                    prompt_name=prompt.name if prompt else planned.prompt_key,
+                    default_output_tokens=self.params.estimated_output_tokens,
+                )
+                calls += planned.times
+                cost += planned.times * expected
+        return CostEstimate(calls=round(calls), cost_usd=round(cost, 6))
 
-    def estimate_input_tokens(self, item: DatasetItem) -> int:
-        texts = [item.query or "", item.actual_output or "", *(item.retrieved_content or [])]
-        return estimate_tokens("\n".join(texts)) + 400  # plus the rubric
+    def _prices(self) -> PriceTable:
+        return PriceTable.from_config(self.params.prices, self._price_file(Path.cwd()))
 
-    def is_cached(self, item: DatasetItem) -> bool:
-        return False
+    def rendered(self, prompt_key: str, variables: Mapping[str, Any]) -> list[dict[str, str]] | None:
+        """The prompt's messages for these variables (None before setup when no local prompt exists)."""
+        prompt = self.prompts.get(prompt_key)
+        if prompt is None:
+            if self._before_setup is None:
+                self._before_setup = self._local_prompts()
+            prompt = self._before_setup.get(prompt_key)
+        return prompt.render(variables) if prompt is not None else None
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One judge call an item would need; `messages` None: not known before an earlier answer
+    (then `prompt_chars` is a typical length and `times` the expected count)."""
+
+    prompt_key: str
+    messages: list[dict[str, str]] | None
+    times: float = 1.0
+    prompt_chars: int = 0
 
 
 class _ParseFailure(Exception):
@@ -552,19 +604,9 @@ class LLMJudgeMetric(JudgeMetric):
         signals: dict[str, Any] = {"raw_score": raw}
         return self.result(score, reasoning, label=str(label) if label is not None else None, signals=signals)
 
-    def estimate_input_tokens(self, item: DatasetItem) -> int:
-        prompt = self.prompts.get("rubric")
-        if prompt is None:
-            return super().estimate_input_tokens(item)
-        messages = prompt.render(self.variables_for(item))
-        return estimate_tokens("\n".join(m["content"] for m in messages))
-
-    def is_cached(self, item: DatasetItem) -> bool:
-        prompt = self.prompts.get("rubric")
-        if prompt is None or self.caller is None:
-            return False
-        messages = ensure_json_instruction(prompt.render(self.variables_for(item)), self.params.json_mode)
-        return self.caller.is_cached(messages, prompt)
+    def planned_calls(self, item: DatasetItem) -> list[PlannedCall]:
+        messages = self.rendered("rubric", self.variables_for(item))
+        return [PlannedCall("rubric", messages, prompt_chars=0 if messages else rough_prompt_chars(item))]
 
 
 def _present(value: Any) -> bool:
@@ -614,6 +656,22 @@ VERIFY_SCHEMA: dict[str, Any] = {
 }
 
 
+TYPICAL_CLAIM_CHARS = 80  # before any claim list was seen: one short sentence
+
+
+def claims_to_check(extracted: Mapping[str, Any], max_claims: int | None) -> list[str]:
+    """The distinct non-empty claims of an extraction answer, the first `max_claims` of them."""
+    claims = [c.strip() for c in extracted.get("claims") or [] if isinstance(c, str) and c.strip()]
+    return list(dict.fromkeys(claims))[:max_claims]
+
+
+def rough_prompt_chars(item: DatasetItem) -> int:
+    """A prompt's length when its template is unknown (no local prompt before setup): the item's
+    texts plus a typical rubric."""
+    texts = [item.query or "", item.actual_output or "", *(item.retrieved_content or [])]
+    return len("\n".join(as_text(t) for t in texts)) + 1400
+
+
 class FaithfulnessParams(JudgeParams):
     claims_prompt_name: str = "faithfulness_claims"
     claims_fallback_file: str | None = None
@@ -622,7 +680,7 @@ class FaithfulnessParams(JudgeParams):
     output_field: str = Field(default="actual_output", description="item field holding the answer")
     context_field: str = Field(default="retrieved_content", description="item field holding the sources")
     max_claims: int = Field(default=20, gt=0, le=200, description="claims beyond this are not checked")
-    estimated_claims: int = Field(default=5, gt=0, description="for --dry-run estimates")
+    estimated_claims: int = Field(default=5, gt=0, description="claims per answer before any was seen (estimates)")
 
 
 @metric(
@@ -644,6 +702,13 @@ class FaithfulnessMetric(JudgeMetric):
     params: FaithfulnessParams
     builtin_prompts: ClassVar[dict[str, str]] = {"claims": CLAIMS_PROMPT, "verify": VERIFY_PROMPT}
 
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(params, threshold=threshold, name=name)
+        self.expected_claims = float(self.params.estimated_claims)  # learned from cached claim lists at setup
+        self.typical_claim_chars = TYPICAL_CLAIM_CHARS
+
     def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
         p = self.params
         return {
@@ -658,8 +723,53 @@ class FaithfulnessMetric(JudgeMetric):
         fields = (self.params.output_field, self.params.context_field)
         return [f for f in fields if not _present(field_value(item, f))]
 
-    def calls_per_item(self) -> int:
-        return 1 + self.params.estimated_claims
+    async def setup(self, context: MetricContext) -> None:
+        """Also learn the claims per answer (the verification fan-out) from the cached claim lists."""
+        await super().setup(context)
+        self.expected_claims = float(self.params.estimated_claims)
+        self.typical_claim_chars = TYPICAL_CLAIM_CHARS
+        if self.caller is None or self.caller.cache is None:
+            return
+        contents = self.caller.cache.recent_contents(self.params.model, self.prompts["claims"].name)
+        lists = [found for found in (self._claims_in(text) for text in contents) if found is not None]
+        if lists:
+            self.expected_claims = sum(len(claims) for claims in lists) / len(lists)
+            all_claims = [claim for claims in lists for claim in claims]
+            if all_claims:
+                self.typical_claim_chars = round(sum(len(c) for c in all_claims) / len(all_claims))
+
+    def _claims_in(self, text: str) -> list[str] | None:
+        """The claims a cached extraction answer holds (as scoring would check them), None if unreadable."""
+        try:
+            return claims_to_check(parse_judge_json(text, CLAIMS_SCHEMA), self.params.max_claims)
+        except JudgeParseError:
+            return None
+
+    def planned_calls(self, item: DatasetItem) -> list[PlannedCall]:
+        """The extraction, then one check per claim: the cached claims when the extraction is cached,
+        else the expected number of claims (learned from earlier answers)."""
+        variables = self.variables_for(item)
+        extraction = self.rendered("claims", variables)
+        planned = [PlannedCall("claims", extraction, prompt_chars=0 if extraction else rough_prompt_chars(item))]
+        known = self._cached_claims(extraction)
+        if known is not None:
+            for claim in known:
+                check = self.rendered("verify", {**variables, "claim": claim})
+                planned.append(PlannedCall("verify", check, prompt_chars=0 if check else rough_prompt_chars(item)))
+            return planned
+        sample = self.rendered("verify", {**variables, "claim": "x" * self.typical_claim_chars})
+        chars = len(messages_text(ensure_json_instruction(sample, self.params.json_mode))) if sample else 0
+        planned.append(
+            PlannedCall("verify", None, times=self.expected_claims, prompt_chars=chars or rough_prompt_chars(item))
+        )
+        return planned
+
+    def _cached_claims(self, extraction: list[dict[str, str]] | None) -> list[str] | None:
+        prompt = self.prompts.get("claims")
+        if extraction is None or prompt is None or self.caller is None or self.caller.cache is None:
+            return None
+        hit = self.caller.cache.get(self.caller.key(ensure_json_instruction(extraction, self.params.json_mode), prompt))
+        return self._claims_in(hit.content) if hit is not None else None
 
     def variables_for(self, item: DatasetItem) -> dict[str, str]:
         variables = item_variables(item)
@@ -672,8 +782,7 @@ class FaithfulnessMetric(JudgeMetric):
     async def score(self, item: DatasetItem, usage: Usage) -> MetricResult:
         variables = self.variables_for(item)
         extracted = await self.ask("claims", variables, CLAIMS_SCHEMA, usage)
-        claims = [c.strip() for c in extracted["claims"] if isinstance(c, str) and c.strip()]
-        claims = list(dict.fromkeys(claims))
+        claims = claims_to_check(extracted, None)
         if not claims:
             return MetricResult.skipped("the answer makes no checkable claims")
         checked_claims = claims[: self.params.max_claims]

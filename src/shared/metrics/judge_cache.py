@@ -6,6 +6,10 @@ contain the item's input). The value is the judge's raw answer and its usage; pa
 normalisation run again on a hit, so changing a threshold or a scale never needs a new call.
 Only answers that parsed are stored: an error is retried by the next run.
 
+The stored usage doubles as the judge's history: `prompt_stats` gives the output tokens a prompt's
+answers have had and the characters per prompt token the model has shown, which is what the
+budget reserves and the dry run estimates with.
+
 SQLite (stdlib) in WAL mode: one file, survives restarts, safe for several processes on one host.
 Lookups run in a worker thread so a slow disk never blocks the event loop.
 """
@@ -32,9 +36,35 @@ CREATE TABLE IF NOT EXISTS judge_cache (
     input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    prompt_chars INTEGER
 )
 """
+
+INDEX = "CREATE INDEX IF NOT EXISTS judge_cache_by_prompt ON judge_cache (model, prompt_name, created_at)"
+
+COLUMNS = (
+    "key",
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "content",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "created_at",
+    "prompt_chars",
+)
+
+
+@dataclass(frozen=True)
+class PromptStats:
+    """Totals over a prompt's most recent cached answers (prompt figures only where both are known)."""
+
+    answers: int
+    output_tokens: int
+    prompt_chars: int
+    input_tokens: int
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,8 @@ class JudgeCache:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.execute(SCHEMA)
+            self._add_prompt_chars()
+            self._conn.execute(INDEX)
         self.hits = 0
         self.misses = 0
 
@@ -80,6 +112,17 @@ class JudgeCache:
             return None
         self.hits += 1
         return CachedAnswer(*row)
+
+    def _add_prompt_chars(self) -> None:
+        """Caches written before `prompt_chars` existed gain the column (their old rows stay NULL)."""
+        names = {row[1] for row in self._conn.execute("PRAGMA table_info(judge_cache)")}
+        if "prompt_chars" in names:
+            return
+        try:
+            self._conn.execute("ALTER TABLE judge_cache ADD COLUMN prompt_chars INTEGER")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
     def contains(self, key: str) -> bool:
         with self._lock:
@@ -96,12 +139,36 @@ class JudgeCache:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        prompt_chars: int | None = None,
     ) -> None:
+        values = (key, model, prompt_name, prompt_version, content, input_tokens, output_tokens, cost_usd, time.time())
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO judge_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, model, prompt_name, prompt_version, content, input_tokens, output_tokens, cost_usd, time.time()),
+                f"INSERT OR REPLACE INTO judge_cache ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                (*values, prompt_chars),
             )
+
+    def prompt_stats(self, model: str, prompt_name: str, *, recent: int = 500) -> PromptStats:
+        """Usage totals of the prompt's `recent` latest answers by this model (any prompt version)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(output_tokens), 0),"
+                " COALESCE(SUM(CASE WHEN prompt_chars > 0 AND input_tokens > 0 THEN prompt_chars END), 0),"
+                " COALESCE(SUM(CASE WHEN prompt_chars > 0 AND input_tokens > 0 THEN input_tokens END), 0)"
+                " FROM (SELECT output_tokens, prompt_chars, input_tokens FROM judge_cache"
+                " WHERE model = ? AND prompt_name = ? ORDER BY created_at DESC LIMIT ?)",
+                (model, prompt_name, recent),
+            ).fetchone()
+        return PromptStats(*(int(v) for v in row))
+
+    def recent_contents(self, model: str, prompt_name: str, *, recent: int = 200) -> list[str]:
+        """The raw text of the prompt's latest answers (a composite learns its fan-out from them)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT content FROM judge_cache WHERE model = ? AND prompt_name = ? ORDER BY created_at DESC LIMIT ?",
+                (model, prompt_name, recent),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     async def aget(self, key: str) -> CachedAnswer | None:
         return await asyncio.to_thread(self.get, key)

@@ -35,6 +35,7 @@ from shared.metrics.judge_cost import (
     PriceTable,
     RunBudget,
     estimate_tokens,
+    expected_call_cost,
     messages_text,
 )
 from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
@@ -92,6 +93,7 @@ class JudgeAnswer:
     finish_reason: str | None = None
     usage_estimated: bool = False
     shared: bool = False  # the answer of an identical call in flight: paid by that call
+    prompt_chars: int = 0  # the rendered prompt's length (the cache keeps it: chars per token)
 
     @property
     def free(self) -> bool:
@@ -250,6 +252,7 @@ class JudgeCaller:
             key=key,
             finish_reason=choice.finish_reason if choice else None,
             usage_estimated=estimated,
+            prompt_chars=prompt_chars if not estimated else 0,
         )
 
     def expected_cost(
@@ -257,14 +260,29 @@ class JudgeCaller:
     ) -> tuple[float, float]:
         """(expected, worst) USD of one call: observed output tokens of this prompt, else the default
         (for the budget: `max_tokens`, the conservative choice before the first answers)."""
-        spec = self.spec
-        observed = self.stats.expected_output_tokens(prompt_name)
-        if observed is None:
-            observed = default_output_tokens if default_output_tokens is not None else spec.max_tokens
-        expected_out = min(float(spec.max_tokens), observed)
-        expected = self.prices.cost(spec.model, self.stats.expected_input_tokens(prompt_chars), expected_out)
-        worst = self.prices.cost(spec.model, self.stats.worst_input_tokens(prompt_chars), spec.max_tokens)
-        return expected, worst
+        return expected_call_cost(
+            self.prices,
+            self.stats,
+            model=self.spec.model,
+            max_tokens=self.spec.max_tokens,
+            prompt_chars=prompt_chars,
+            prompt_name=prompt_name,
+            default_output_tokens=self.spec.max_tokens if default_output_tokens is None else default_output_tokens,
+        )
+
+    def learn_from_cache(self, prompt_name: str) -> None:
+        """Seed this model's token statistics with the prompt's cached answers (earlier runs)."""
+        if self.cache is None or prompt_name in self.stats.seeded:
+            return
+        self.stats.seeded.add(prompt_name)
+        found = self.cache.prompt_stats(self.spec.model, prompt_name)
+        self.stats.seed(
+            prompt_name,
+            answers=found.answers,
+            output_tokens=found.output_tokens,
+            prompt_chars=found.prompt_chars,
+            input_tokens=found.input_tokens,
+        )
 
     async def succeeded(self, answer: JudgeAnswer, prompt: JudgePrompt) -> None:
         """The answer parsed: reset the breaker and cache it (so no later run pays for it again)."""
@@ -282,6 +300,7 @@ class JudgeCaller:
                     input_tokens=answer.input_tokens,
                     output_tokens=answer.output_tokens,
                     cost_usd=answer.cost_usd,
+                    prompt_chars=answer.prompt_chars or None,
                 )
         finally:  # from now on the cache answers identical prompts
             self.in_flight.pop(answer.key, None)

@@ -132,6 +132,7 @@ class JudgeStats:
         self.prompt_tokens = 0.0
         self.min_chars_per_token = self.DEFAULT_CHARS_PER_TOKEN
         self._outputs: dict[str, tuple[float, float]] = {}  # prompt name -> (tokens, answers)
+        self.seeded: set[str] = set()  # prompt names whose cached history is in (once per run)
 
     def observe(self, prompt_name: str, *, prompt_chars: int, input_tokens: int, output_tokens: int) -> None:
         """One answer with its real usage."""
@@ -173,6 +174,24 @@ class JudgeStats:
 
     def answers(self, prompt_name: str) -> float:
         return self._outputs.get(prompt_name, (0.0, 0.0))[1]
+
+
+def expected_call_cost(
+    prices: PriceTable,
+    stats: JudgeStats,
+    *,
+    model: str,
+    max_tokens: int,
+    prompt_chars: int,
+    prompt_name: str,
+    default_output_tokens: float,
+) -> tuple[float, float]:
+    """(expected, worst) USD of one call: observed output tokens of the prompt, else the default."""
+    observed = stats.expected_output_tokens(prompt_name)
+    expected_out = min(float(max_tokens), default_output_tokens if observed is None else observed)
+    expected = prices.cost(model, stats.expected_input_tokens(prompt_chars), expected_out)
+    worst = prices.cost(model, stats.worst_input_tokens(prompt_chars), max_tokens)
+    return expected, worst
 
 
 @dataclass

@@ -28,9 +28,15 @@ class Counts(BaseModel):
     more_available: bool = False
 
 
+class MetricEstimate(BaseModel):
+    judge_calls: int = 0
+    cost_usd: float = 0.0
+
+
 class Estimate(BaseModel):
     judge_calls: int = 0
     cost_usd: float = 0.0
+    by_metric: dict[str, MetricEstimate] = Field(default_factory=dict)  # metrics with planned judge calls
 
 
 class RunSummary(BaseModel):
