@@ -18,3 +18,7 @@ from fakes.slack_server import SlackServer  # noqa: E402
 def slack_server() -> Iterator[SlackServer]:
     with SlackServer() as server:
         yield server
+
+
+# Real Postgres for incident state and history: the database suite's fixtures (a schema per test).
+from database.conftest import migrated, pg_schema, pg_settings, pg_url  # noqa: E402, F401

@@ -127,6 +127,8 @@ class MetricSummary(BaseModel):
     min: float | None = None
     max: float | None = None
     pass_rate: float | None = None
+    judged: int = 0  # ok rows with a pass/fail verdict: the pass rate's sample size
+    std: float | None = None  # sample standard deviation of the scores (baseline alerts on means)
     errors: int = 0
     skipped: int = 0
     deferred: int = 0

@@ -188,7 +188,6 @@ class OnlineMonitor:
                             tally.add(result)
                             published.add(outcome, result)
                             alert_rows.extend(self._rows_for_alerts(result))
-                alerts = await self._alerts(run, tally, alert_rows, errors)
             except ConfigError as exc:  # e.g. bad credentials found at preflight
                 raise exc.with_file(str(self.config_path)) if self.config_path else exc from None
             except EvalmonError as exc:
@@ -210,9 +209,10 @@ class OnlineMonitor:
                     limit_usd=self.config.evaluation.max_cost_usd,
                 )
             )
+            await self._alerts(run, summary, alert_rows, report)
             for warning in summary.warnings:
                 log.warning("%s", warning)
-            if len(tally) or errors:  # a run with nothing to score leaves no folder behind
+            if len(tally) or summary.errors:  # a run with nothing to score leaves no folder behind
                 write_summary(run.results_dir, summary.model_dump(mode="json"))
                 self._write_report(run, summary, report)
             if self.config.publish.local.keep_runs is not None:
@@ -524,18 +524,17 @@ class OnlineMonitor:
         return rows
 
     async def _alerts(
-        self, run: RunContext, tally: ResultTally, rows: list[ResultRow], errors: list[str]
-    ) -> list[dict[str, Any]]:
-        """Fired alerts for the summary; one that could not be delivered is a run error (exit 1)."""
-        if not self.config.alerts.rules or not len(tally):
-            return []
-        alerts_module = importlib.import_module("shared.monitoring.alerts")
-        fired = alerts_module.evaluate_alerts(self.config.alerts, tally.summary(), EvaluationResult(rows))
-        if fired and not run.dry_run:
-            undelivered = await alerts_module.deliver_alerts(fired, run, self.settings)
-            if undelivered:  # the scores stand; the run fails so that nobody mistakes it for a quiet one
-                errors.append(undelivered)
-        return [a.model_dump(mode="json") for a in fired]
+        self, run: RunContext, summary: RunSummary, rows: list[ResultRow], report: ReportCollector
+    ) -> None:
+        """Alert rules -> incidents -> Slack (shared.monitoring.notify): fills `summary.alerts`; an
+        alert that could not be delivered is a run error (exit 1)."""
+        if not self.config.alerts.rules:
+            return
+        notify = importlib.import_module("shared.monitoring.notify")
+        versions = {m.name: m.version for m in self.metrics}
+        await notify.alert_and_report(
+            run, summary, rows=rows, versions=versions, settings=self.settings, collector=report
+        )
 
     async def _close(self, sinks: list[Sink]) -> None:
         closables: list[Any] = [*sinks, *self.metrics, self.source]
