@@ -319,3 +319,22 @@ def test_heartbeat_is_cheap_to_stop(migrated: Settings) -> None:
         return time.perf_counter() - started
 
     assert asyncio.run(go()) < 2.0
+
+
+def test_a_blocked_event_loop_does_not_let_the_lease_lapse(migrated: Settings) -> None:
+    """A long CPU-bound stretch in the worker's loop must not hand its claims to someone else."""
+    items = [item(f"i{n}") for n in range(4)]
+
+    async def go() -> int:
+        busy = _store(migrated, ttl=0.5)
+        await busy.open("busy")
+        assert len(await busy.filter_unscored(items, V1)) == 4
+        time.sleep(1.5)  # blocks this event loop for three lease lengths; the heartbeat is a thread
+        other = _store(migrated, ttl=0.5)
+        await other.open("other")
+        taken = await other.filter_unscored(items, V1)
+        await other.close()
+        await busy.close()
+        return len(taken)
+
+    assert asyncio.run(go()) == 0
