@@ -81,7 +81,8 @@ def test_the_local_sink_writes_every_row_of_a_poisoned_run(tmp_path: Path) -> No
     assert len(outcome.recordable) == 4
     rows = list(csv.DictReader((run.results_dir / "results.csv").open(encoding="utf-8")))
     assert [r["id"] for r in rows] == ["bad", "bad", "good", "good"]
-    assert rows[0]["actual_output"] == "bad \ufffd text"
+    items = list(csv.DictReader((run.results_dir / "items.csv").open(encoding="utf-8")))
+    assert items[0]["actual_output"] == "bad \ufffd text"
     assert list(run.results_dir.glob("*.tmp")) == []
 
 

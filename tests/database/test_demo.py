@@ -61,7 +61,10 @@ def _same(a: object, b: object) -> bool:
 def test_demo_run_matches_local_results_and_rerun_adds_nothing(migrated: Settings, tmp_path: Path) -> None:
     summary = _run(migrated, tmp_path / "runs")
     assert summary["status"] == "ok"
-    local = pd.read_csv(Path(summary["results_dir"]) / "results.csv", keep_default_na=False, na_values=[""])
+    results_dir = Path(summary["results_dir"])
+    local = pd.read_csv(results_dir / "results.csv", keep_default_na=False, na_values=[""], dtype={"id": str})
+    items = pd.read_csv(results_dir / "items.csv", keep_default_na=False, na_values=[""], dtype={"id": str})
+    local = local.merge(items[["id", "query", "actual_output"]], on="id", how="left")  # item text is kept once
     assert summary["counts"]["published_postgres"] == len(local) > 0
 
     assert migrated.database_url is not None

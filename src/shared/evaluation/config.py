@@ -15,3 +15,9 @@ class EvaluationConfig(BaseModel):
     retries: int = Field(default=2, ge=0, le=10, description="extra attempts on transient errors")
     max_error_rate: float = Field(default=0.2, ge=0, le=1, description="above this the run fails")
     max_cost_usd: float | None = Field(default=None, ge=0, description="judge budget for one run")
+    chunk_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="items evaluated, published and recorded together: a finished chunk stays done",
+    )

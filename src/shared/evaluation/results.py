@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from shared.evaluation.metric import MetricResult, MetricStatus
 if TYPE_CHECKING:
     import pandas as pd
 
-# Column order of results.csv and to_dataframe() (Axion's names for the item and score columns).
+# Column order of to_dataframe() and results_with_text.csv (Axion's names for the item and score columns).
 RESULT_COLUMNS = [
     "id",
     "trace_id",
@@ -47,6 +49,10 @@ RESULT_COLUMNS = [
     "direction",  # which way the score is good: higher_is_better | lower_is_better
 ]
 ITEM_COLUMNS = RESULT_COLUMNS[:8]  # what item_values() returns; the rest is ResultRow.metric_values()
+# The local sink's compact files: items.csv holds an item's text once; results.csv one row per
+# (item, metric) naming the item by id and trace id only.
+ITEM_ID_COLUMNS = ["id", "trace_id"]
+SCORE_COLUMNS = [*ITEM_ID_COLUMNS, *RESULT_COLUMNS[len(ITEM_COLUMNS) :]]
 
 
 @dataclass(frozen=True)
@@ -172,35 +178,93 @@ class EvaluationResult:
 
 def summarise(rows: list[ResultRow]) -> MetricSummary:
     """One pass over the rows (this runs on every run's full result)."""
-    n = errors = skipped = deferred = 0
-    scores: list[float] = []
-    judged: list[bool] = []
+    tally = MetricTally(rows[0].direction, rows[0].score_type) if rows else MetricTally()
     for row in rows:
+        tally.add(row)
+    return tally.summary()
+
+
+class MetricTally:
+    """One metric's figures added up row by row, so a run can summarise chunk after chunk without
+    keeping its rows. Scores are kept as 8-byte floats (the median needs them all)."""
+
+    def __init__(self, direction: str = "higher_is_better", score_type: str = "numeric") -> None:
+        self.direction = direction
+        self.score_type = score_type
+        self.n = self.errors = self.skipped = self.deferred = self.judged = self.passed = 0
+        self.scores = array("d")
+        self.cost_usd = 0.0
+
+    def add(self, row: ResultRow) -> None:
         r = row.result
         status = r.status
+        self.cost_usd += r.cost_usd
         if status is MetricStatus.OK:
-            n += 1
+            self.n += 1
             if r.score is not None and math.isfinite(r.score):
-                scores.append(r.score)
+                self.scores.append(r.score)
             if r.passed is not None:
-                judged.append(r.passed)
+                self.judged += 1
+                self.passed += bool(r.passed)
         elif status is MetricStatus.ERROR:
-            errors += 1
+            self.errors += 1
         elif status is MetricStatus.SKIPPED:
-            skipped += 1
+            self.skipped += 1
         elif status is MetricStatus.DEFERRED:
-            deferred += 1
-    return MetricSummary(
-        direction=rows[0].direction if rows else "higher_is_better",
-        score_type=rows[0].score_type if rows else "numeric",
-        n=n,
-        mean=round(statistics.fmean(scores), 6) if scores else None,
-        median=round(statistics.median(scores), 6) if scores else None,
-        min=min(scores) if scores else None,
-        max=max(scores) if scores else None,
-        pass_rate=round(sum(judged) / len(judged), 6) if judged else None,
-        errors=errors,
-        skipped=skipped,
-        deferred=deferred,
-        cost_usd=round(sum(r.result.cost_usd for r in rows), 6),
-    )
+            self.deferred += 1
+
+    def summary(self) -> MetricSummary:
+        scores = self.scores
+        return MetricSummary(
+            direction=self.direction,
+            score_type=self.score_type,
+            n=self.n,
+            mean=round(statistics.fmean(scores), 6) if scores else None,
+            median=round(statistics.median(scores), 6) if scores else None,
+            min=min(scores) if scores else None,
+            max=max(scores) if scores else None,
+            pass_rate=round(self.passed / self.judged, 6) if self.judged else None,
+            judged=self.judged,
+            std=round(statistics.stdev(scores), 6) if len(scores) > 1 else None,
+            errors=self.errors,
+            skipped=self.skipped,
+            deferred=self.deferred,
+            cost_usd=round(self.cost_usd, 6),
+        )
+
+
+class ResultTally:
+    """What a run's results add up to, chunk by chunk: per-metric summaries, status counts, cost,
+    items evaluated. Holds numbers, never rows, so memory does not grow with item text."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, MetricTally] = {}  # first-seen order, like EvaluationResult.summary
+        self.rows = 0
+        self.items_evaluated = 0  # items with at least one row that was not deferred
+        self.cost_usd = 0.0
+        self._statuses: Counter[MetricStatus] = Counter()
+
+    def add(self, result: EvaluationResult) -> None:
+        """Add one chunk (its items are not in any other chunk)."""
+        evaluated: set[str] = set()
+        for row in result:
+            tally = self.metrics.get(row.metric_name)
+            if tally is None:
+                tally = self.metrics[row.metric_name] = MetricTally(row.direction, row.score_type)
+            tally.add(row)
+            status = row.result.status
+            self._statuses[status] += 1
+            self.cost_usd += row.result.cost_usd
+            if status is not MetricStatus.DEFERRED:
+                evaluated.add(row.item.id)
+        self.rows += len(result)
+        self.items_evaluated += len(evaluated)
+
+    def count(self, status: MetricStatus) -> int:
+        return self._statuses[status]
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def summary(self) -> dict[str, MetricSummary]:
+        return {name: tally.summary() for name, tally in self.metrics.items()}

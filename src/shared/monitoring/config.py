@@ -90,6 +90,10 @@ class DedupConfig(Strict):
 
 class LocalPublishConfig(Strict):
     dir: str = "data/runs"
+    results_with_text: bool = Field(
+        default=False,
+        description="also write results_with_text.csv: each (item, metric) row with the item's text, for spreadsheets",
+    )
     keep_runs: int | None = Field(
         default=200, ge=1, description="newest run folders of this monitor kept; older ones are deleted (null: all)"
     )

@@ -215,6 +215,8 @@ class OnlineMonitor:
             if len(tally) or summary.errors:  # a run with nothing to score leaves no folder behind
                 write_summary(run.results_dir, summary.model_dump(mode="json"))
                 self._write_report(run, summary, report)
+            else:
+                summary.results_dir = None
             if self.config.publish.local.keep_runs is not None:
                 prune_runs(
                     run.results_dir.parent,
@@ -222,8 +224,6 @@ class OnlineMonitor:
                     keep=self.config.publish.local.keep_runs,
                     current_run_id=run.run_id,
                 )
-            else:
-                summary.results_dir = None
             await self._finish(run, sinks, summary)
             return summary
         finally:

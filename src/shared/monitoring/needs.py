@@ -67,8 +67,21 @@ EVERYTHING = ExtractorNeeds()
 
 
 def needs_of(extractor: Any) -> ExtractorNeeds | None:
-    """The needs an extractor declares (attribute or method `needs`), or None when it declares none."""
+    """The needs an extractor declares (attribute or method `needs`), or None when it declares none.
+
+    Any object with `root_only`, `observation_names` and `observation_types` (and optionally
+    `field_groups`) counts, so extractors can declare needs without importing this module.
+    """
     declared = getattr(extractor, "needs", None)
-    if callable(declared) and not isinstance(declared, ExtractorNeeds):
+    if callable(declared) and not hasattr(declared, "root_only"):
         declared = declared()
-    return declared if isinstance(declared, ExtractorNeeds) else None
+    if declared is None or isinstance(declared, ExtractorNeeds):
+        return declared
+    if not all(hasattr(declared, name) for name in ("root_only", "observation_names", "observation_types")):
+        return None
+    return ExtractorNeeds(
+        root_only=bool(declared.root_only),
+        observation_names=declared.observation_names,
+        observation_types=declared.observation_types,
+        field_groups=getattr(declared, "field_groups", None),
+    )

@@ -1,8 +1,10 @@
-"""Streaming samplers: `offer(item)` as items arrive, `result()` at the end.
+"""Streaming samplers: `offer(item)` as items arrive, `take_ready()` as they go, `result()` at the end.
 
-Memory is O(sample), not O(fetched) (except `all`, which keeps everything by definition), and
-every sampler is deterministic given its seed and its input: rerunning a window picks the same
-items. `most_recent` and `oldest` order by the item's timestamp, never by source order.
+Memory is O(sample), not O(fetched), and every sampler is deterministic given its seed and its
+input: rerunning a window picks the same items. `most_recent` and `oldest` order by the item's
+timestamp, never by source order. `all` and `rate` decide each item as it is offered, so the
+monitor takes their choices chunk by chunk (`take_ready`) and memory stays flat; the others can
+only choose at the end.
 """
 
 from __future__ import annotations
@@ -12,19 +14,34 @@ import heapq
 import itertools
 import random
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.runner import PendingItem
 from shared.monitoring.config import SamplingConfig
 
-T = TypeVar("T", PendingItem, DatasetItem)
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item a run may score: the metrics the ledger still wants of it, and the source record to
+    hydrate once it is chosen (None when the item was extracted from a complete record already)."""
+
+    pending: PendingItem
+    record: Any = None
+
+    @property
+    def item(self) -> DatasetItem:
+        return self.pending.item
+
+
+T = TypeVar("T", Candidate, PendingItem, DatasetItem)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _item(value: PendingItem | DatasetItem) -> DatasetItem:
-    return value.item if isinstance(value, PendingItem) else value
+def _item(value: Candidate | PendingItem | DatasetItem) -> DatasetItem:
+    return value.item if isinstance(value, Candidate | PendingItem) else value
 
 
 class Sampler(ABC, Generic[T]):
@@ -39,8 +56,13 @@ class Sampler(ABC, Generic[T]):
     @abstractmethod
     def _offer(self, value: T) -> None: ...
 
+    def take_ready(self) -> list[T]:
+        """Items already chosen for good, handed over once (samplers that decide per item)."""
+        return []
+
     @abstractmethod
-    def result(self) -> list[T]: ...
+    def result(self) -> list[T]:
+        """Everything chosen and not yet taken by `take_ready`."""
 
 
 class AllSampler(Sampler[T]):
@@ -51,8 +73,12 @@ class AllSampler(Sampler[T]):
     def _offer(self, value: T) -> None:
         self._items.append(value)
 
+    def take_ready(self) -> list[T]:
+        ready, self._items = self._items, []
+        return ready
+
     def result(self) -> list[T]:
-        return list(self._items)
+        return self.take_ready()
 
 
 class RandomSampler(Sampler[T]):
@@ -126,8 +152,12 @@ class RateSampler(Sampler[T]):
         if stable_fraction(_item(value).id, self.config.seed) < self.rate:
             self._items.append(value)
 
+    def take_ready(self) -> list[T]:
+        ready, self._items = self._items, []
+        return ready
+
     def result(self) -> list[T]:
-        return list(self._items)
+        return self.take_ready()
 
 
 class StratifiedSampler(Sampler[T]):
@@ -163,7 +193,19 @@ class StratifiedSampler(Sampler[T]):
         return out
 
 
-def make_sampler(config: SamplingConfig) -> Sampler[PendingItem]:
+# Item fields a stratified sampler can read before hydration: what `DataSource.preview` fills.
+PREVIEW_FIELDS = frozenset(
+    {"id", "trace_id", "observation_id", "session_id", "source_timestamp"}
+    | {f"metadata.{key}" for key in ("trace_name", "tags", "environment", "user_id")}
+)
+
+
+def samples_on_preview(config: SamplingConfig) -> bool:
+    """Can this sampler choose from items previewed on root records (ids, timestamps, trace name, tags)?"""
+    return config.strategy != "stratified" or (config.field or "") in PREVIEW_FIELDS
+
+
+def make_sampler(config: SamplingConfig) -> Sampler[Candidate]:
     if config.strategy == "random":
         return RandomSampler(config)
     if config.strategy == "most_recent":
