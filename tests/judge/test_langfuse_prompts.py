@@ -15,6 +15,7 @@ import yaml
 from pydantic import SecretStr
 
 from implementations.athena.generate_traces import write_traces
+from shared.errors import ConfigError
 from shared.evaluation import build_metric
 from shared.monitoring.monitor import OnlineMonitor
 from shared.settings import Settings
@@ -134,3 +135,20 @@ def test_monitor_with_a_langfuse_rubric_does_not_rescore_recorded_items(
     assert third.counts.evaluated == first.counts.evaluated  # a new rubric version re-scores
     assert judge_server.state.completions > 0
     assert json.loads((Path(third.results_dir) / "summary.json").read_text())["cost_usd"] > 0
+
+
+def test_a_langfuse_rubric_declares_its_scale_in_its_config(
+    judge_server: OpenAIServer, langfuse: FakeLangfusePrompts, tmp_path: Path
+) -> None:
+    rubric = 'Grade the answer from 0 to 10 and reply in JSON {"score": n}.\nAnswer: {{output}}'
+    langfuse.add("answer_quality", rubric, labels=["production"], config={"score_scale": [0, 10]})
+    judge_server.state.responder = lambda body: json.dumps({"score": 7})
+    settings = settings_for(judge_server, langfuse)
+    adopted = build_metric("llm_judge", params={"prompt_name": "answer_quality", "cache": False})
+    assert {r.result.score for r in run_with(settings, adopted, tmp_path)} == {0.7}  # read on the declared 0..10
+
+    clashing = build_metric(
+        "llm_judge", params={"prompt_name": "answer_quality", "cache": False, "score_scale": [1, 5]}
+    )
+    with pytest.raises(ConfigError, match=r"disagrees with prompt 'answer_quality' \(version 1\)"):
+        run_with(settings, clashing, tmp_path)

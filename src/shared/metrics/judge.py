@@ -20,12 +20,13 @@ import asyncio
 import hashlib
 import json
 import logging
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.errors import ConfigError
 from shared.evaluation.item import DatasetItem
@@ -144,6 +145,13 @@ class JudgeMetric(BaseMetric):
         """Template variables this metric fills for that prompt (checked against the prompt at setup)."""
         return set(STANDARD_VARIABLES)
 
+    def builtin_prompt(self, prompt_key: str) -> str | None:
+        """The metric's own prompt text, used when no fallback file is configured."""
+        return self.builtin_prompts.get(prompt_key)
+
+    def check_prompt(self, prompt_key: str, prompt: JudgePrompt, *, builtin: bool) -> None:
+        """Check a resolved prompt against the metric's config (raise ConfigError); default none."""
+
     def _fallback_path(self, prompt_key: str, configured: str | None, base_dir: Path) -> Path | None:
         if configured:
             path = Path(configured)
@@ -163,10 +171,11 @@ class JudgeMetric(BaseMetric):
                 prompt_name,
                 label=p.prompt_label,
                 fallback_file=fallback,
-                fallback_text=None if fallback else self.builtin_prompts.get(key),
+                fallback_text=None if fallback else self.builtin_prompt(key),
                 settings=context.settings,
                 shared=shared,
             )
+            self.check_prompt(key, prompt, builtin=prompt.is_fallback and fallback is None)
             unknown = sorted(set(prompt.variables) - self.allowed_variables(key))
             if unknown:
                 raise ConfigError(
@@ -246,7 +255,7 @@ class JudgeMetric(BaseMetric):
         out: dict[str, JudgePrompt] = {}
         for key, (name, configured) in self.prompt_specs().items():
             path = self._fallback_path(key, configured, Path.cwd())
-            text = None if path else self.builtin_prompts.get(key)
+            text = None if path else self.builtin_prompt(key)
             found = load_judge_prompt_sync(name, fallback_file=path, fallback_text=text)
             if found is not None:
                 out[key] = found
@@ -502,7 +511,7 @@ def item_variables(item: DatasetItem, extra: Mapping[str, str] | None = None) ->
 
 # -- llm_judge --------------------------------------------------------------------------------
 
-DEFAULT_RUBRIC = """You are a strict evaluator of an AI assistant's answer.
+DEFAULT_RUBRIC_TEMPLATE = """You are a strict evaluator of an AI assistant's answer.
 
 Question:
 {{query}}
@@ -514,9 +523,48 @@ Answer to evaluate:
 {{output}}
 
 Rate the answer's overall quality (correct, grounded in the context, complete, clear) on a scale
-of 1 (very poor) to 5 (excellent). Reply with only a JSON object:
-{"score": <integer 1-5>, "label": "<poor|fair|good|excellent>", "reasoning": "<one or two sentences>"}
+of $low (very poor) to $high (excellent). Reply with only a JSON object:
+{"score": <$kind $low-$high>, "label": "<poor|fair|good|excellent>", "reasoning": "<one or two sentences>"}
 """
+
+UNIT_SCALE = (0.0, 1.0)  # `score_scale: null`: the judge answers 0..1 itself
+
+
+def scale_phrase(scale: tuple[float, float]) -> str:
+    """How a rubric asks for a score on `scale`: 'integer 1-5', 'number 0-1'."""
+    low, high = scale
+    kind = "integer" if float(low).is_integer() and float(high).is_integer() and high - low > 1 else "number"
+    return f"{kind} {low:g}-{high:g}"
+
+
+def default_rubric(scale: tuple[float, float]) -> str:
+    """The built-in rubric, asking for exactly the scale its answers are parsed on."""
+    low, high = scale
+    kind = scale_phrase(scale).split(" ", 1)[0]
+    return string.Template(DEFAULT_RUBRIC_TEMPLATE).substitute(low=f"{low:g}", high=f"{high:g}", kind=kind)
+
+
+DEFAULT_RUBRIC = default_rubric((1.0, 5.0))
+
+
+def declared_scale(config: Mapping[str, Any], where: str) -> tuple[float, float] | None:
+    """A prompt config's `score_scale` ([low, high], or null for 0..1); None when it declares none."""
+    if "score_scale" not in config:
+        return None
+    value = config["score_scale"]
+    if value is None:
+        return UNIT_SCALE
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and value[0] < value[1]
+    ):
+        return (float(value[0]), float(value[1]))
+    raise ConfigError(
+        f"{where}: score_scale must be [low, high] with low < high, or null for 0..1; got {value!r}",
+        field="score_scale",
+    )
 
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -541,6 +589,13 @@ class LLMJudgeParams(JudgeParams):
     score_scale: tuple[float, float] | None = Field(default=(1.0, 5.0), description="raw scale -> 0..1; None: 0..1")
     label_scores: dict[str, float] | None = Field(default=None, description="label -> score, for label-only rubrics")
 
+    @field_validator("score_scale")
+    @classmethod
+    def _low_below_high(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(f"score_scale [low, high] needs low < high, got {list(value)}")
+        return value
+
 
 @metric(
     key="llm_judge",
@@ -555,7 +610,35 @@ class LLMJudgeMetric(JudgeMetric):
 
     Params = LLMJudgeParams
     params: LLMJudgeParams
-    builtin_prompts: ClassVar[dict[str, str]] = {"rubric": DEFAULT_RUBRIC}
+
+    def __init__(
+        self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None
+    ) -> None:
+        super().__init__(params, threshold=threshold, name=name)
+        self.scale: tuple[float, float] = self.params.score_scale or UNIT_SCALE  # the prompt may declare it
+
+    def builtin_prompt(self, prompt_key: str) -> str | None:
+        return default_rubric(self.params.score_scale or UNIT_SCALE) if prompt_key == "rubric" else None
+
+    def check_prompt(self, prompt_key: str, prompt: JudgePrompt, *, builtin: bool) -> None:
+        """A rubric's declared `score_scale` is the scale its answers are read on; a metric that
+        sets a different one is a config error (it would read "1 (very poor)" on the wrong scale)."""
+        where = f"prompt '{prompt.name}' (version {prompt.version})"
+        declared = declared_scale(prompt.config, where)
+        configured = self.params.score_scale or UNIT_SCALE
+        if declared is None:
+            if not builtin and self.params.label_scores is None:
+                _warn_undeclared_scale(where, configured)
+            self.scale = configured
+            return
+        if "score_scale" in self.params.model_fields_set and declared != configured:
+            raise ConfigError(
+                f"metric '{self.name}': score_scale {_scale_text(configured)} disagrees with {where}, "
+                f"which declares score_scale {_scale_text(declared)} in its config; "
+                "remove score_scale from the metric or make the two agree",
+                field=f"metrics.{self.name}.params.score_scale",
+            )
+        self.scale = declared
 
     def prompt_specs(self) -> dict[str, tuple[str, str | None]]:
         return {"rubric": (self.params.prompt_name, self.params.fallback_file)}
@@ -588,8 +671,7 @@ class LLMJudgeMetric(JudgeMetric):
         label = parsed.get(p.label_field)
         if p.score_field in parsed and parsed[p.score_field] is not None:
             raw = read_score(parsed[p.score_field], field=p.score_field)
-            low, high = p.score_scale if p.score_scale else (0.0, 1.0)
-            return normalise_score(raw, low, high), raw
+            return normalise_score(raw, *self.scale), raw
         if p.label_scores is not None and isinstance(label, str):
             if label not in p.label_scores:
                 raise JudgeParseError(f"label {label!r} is not one of {sorted(p.label_scores)}")
@@ -607,6 +689,26 @@ class LLMJudgeMetric(JudgeMetric):
     def planned_calls(self, item: DatasetItem) -> list[PlannedCall]:
         messages = self.rendered("rubric", self.variables_for(item))
         return [PlannedCall("rubric", messages, prompt_chars=0 if messages else rough_prompt_chars(item))]
+
+
+_warned_undeclared: set[str] = set()
+
+
+def _warn_undeclared_scale(where: str, scale: tuple[float, float]) -> None:
+    """Once per prompt version and process: a custom rubric should say which scale it asks for."""
+    if where in _warned_undeclared:
+        return
+    _warned_undeclared.add(where)
+    log.warning(
+        "%s declares no score_scale in its config: its answers are read on the metric's scale %s; "
+        "declare it (Langfuse prompt config, or the file's front matter) so rubric and metric cannot drift apart",
+        where,
+        _scale_text(scale),
+    )
+
+
+def _scale_text(scale: tuple[float, float]) -> str:
+    return "null (0..1)" if scale == UNIT_SCALE else f"[{scale[0]:g}, {scale[1]:g}]"
 
 
 def _present(value: Any) -> bool:

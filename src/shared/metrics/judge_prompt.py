@@ -6,8 +6,10 @@ Without credentials, or when Langfuse is unreachable, the local fallback file is
 version is `local-<hash of the file's content>`: editing the file changes the metric version, so
 affected items are scored again, exactly as a new Langfuse version would.
 
-A fallback file is either text (`.txt`, `.md`: one user message) or YAML/JSON holding a list of
-chat messages (`[{role, content}]`) or `{messages: [...], config: {...}}`. Variables use
+A fallback file is either text (`.txt`, `.md`: one user message, optionally opened by YAML front
+matter between `---` lines, which is its config) or YAML/JSON holding a list of chat messages
+(`[{role, content}]`) or `{messages: [...], config: {...}}`. The config is where a rubric declares
+what it asks for (`score_scale: [1, 5]`), as a Langfuse prompt's config does. Variables use
 Langfuse's `{{name}}` syntax and are rendered by `ManagedPrompt.compile` (strict).
 """
 
@@ -53,6 +55,11 @@ class JudgePrompt:
     def variables(self) -> list[str]:
         return self.managed.variables
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The prompt's config (Langfuse's, or a local file's front matter / `config:`)."""
+        return dict(self.managed.config or {})
+
     def render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         """Chat messages ready for the API (a text prompt becomes one user message)."""
         body = self.managed.compile(strict=True, **dict(variables))
@@ -67,7 +74,7 @@ def read_fallback(path: Path) -> tuple[PromptBody, dict[str, Any]]:
         raise ConfigError(f"judge prompt fallback file not found: {path}")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-        return text, {}
+        return split_front_matter(text, path)
     loaded = yaml.safe_load(text)
     config: dict[str, Any] = {}
     if isinstance(loaded, dict):
@@ -80,8 +87,31 @@ def read_fallback(path: Path) -> tuple[PromptBody, dict[str, Any]]:
     raise ConfigError(f"{path}: a prompt file holds text, a list of {{role, content}} messages, or {{messages: [...]}}")
 
 
-def local_version(body: PromptBody) -> str:
+def split_front_matter(text: str, path: Path) -> tuple[str, dict[str, Any]]:
+    """A text prompt's YAML front matter (`---` lines around it, at the very top) and the body after it."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip("\r\n") != "---":
+        return text, {}
+    for index, line in enumerate(lines[1:], start=1):
+        if line.rstrip("\r\n") == "---":
+            header = "".join(lines[1:index])
+            break
+    else:
+        raise ConfigError(f"{path}: the front matter opened by '---' on line 1 is never closed by a '---' line")
+    try:
+        config = yaml.safe_load(header) if header.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: the front matter is not valid YAML ({exc})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the front matter must be a YAML mapping, for example 'score_scale: [1, 5]'")
+    return "".join(lines[index + 1 :]), config
+
+
+def local_version(body: PromptBody, config: Mapping[str, Any] | None = None) -> str:
+    """`local-<hash>` of the body, and of the config when there is one (a new declared scale is a new version)."""
     blob = body if isinstance(body, str) else json.dumps(body, sort_keys=True, ensure_ascii=False)
+    if config:
+        blob += "\n" + json.dumps(config, sort_keys=True, ensure_ascii=False, default=str)
     return "local-" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:10]
 
 
@@ -131,12 +161,13 @@ async def load_judge_prompt(
                 f"judge prompt '{name}': Langfuse is not configured (LANGFUSE_PUBLIC_KEY/SECRET_KEY) "
                 "and there is no local fallback prompt"
             )
-        return JudgePrompt(fallback, local_version(fallback.prompt))
+        return JudgePrompt(fallback, local_version(fallback.prompt, fallback.config))
     manager = shared_manager(settings, shared)
     managed = await manager.aget(name, label=label, fallback=fallback.prompt if fallback else None)
     if managed.is_fallback:
         log.warning("judge prompt %r: not available from Langfuse, using the local fallback", name)
-        return JudgePrompt(managed, local_version(managed.prompt))
+        local = fallback or managed  # ours carries the file's config (its declared scale)
+        return JudgePrompt(local, local_version(local.prompt, local.config))
     return JudgePrompt(managed, str(managed.version))
 
 
@@ -145,4 +176,4 @@ def load_judge_prompt_sync(
 ) -> JudgePrompt | None:
     """The local prompt only (for provenance before `setup`): None when there is none."""
     fallback = _fallback_prompt(name, fallback_file, fallback_text)
-    return JudgePrompt(fallback, local_version(fallback.prompt)) if fallback else None
+    return JudgePrompt(fallback, local_version(fallback.prompt, fallback.config)) if fallback else None
