@@ -17,6 +17,9 @@ scores become readable after a short ingestion delay, polled for up to `read_bac
 
 Rerunning publishes the same ids with the same timestamp (the item's own timestamp when it has
 one), which Langfuse treats as an update of the same score: never a duplicate.
+
+With `review` or `regression_dataset` configured, the confirmed chunk then goes through the review
+loop (shared.langfuse.review): flagged items into an annotation queue, failing items into a dataset.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langfuse import Langfuse
 from langfuse.api.core import ApiError
@@ -42,6 +45,9 @@ from shared.monitoring.config import LangfusePublishConfig
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.langfuse.review import ReviewLoop
 
 # Fixed namespace: ids must be the same on every machine and every run, forever.
 SCORE_NAMESPACE = uuid.UUID("6f1b7c1e-4c55-5a8e-9d3e-0e7a1f2c9b41")
@@ -174,6 +180,7 @@ class LangfuseSink(Sink):
         self.read_back = read_back
         self.read_back_timeout_s = read_back_timeout_s
         self.stats = CallStats()
+        self._review_loop: ReviewLoop | None = None
 
     @property
     def client(self) -> Langfuse:
@@ -193,6 +200,22 @@ class LangfuseSink(Sink):
         )
 
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
+        report = await self._publish_scores(run, results)
+        if self.config.review is not None or self.config.regression_dataset is not None:
+            from shared.langfuse.review import publish_review  # the review loop (shared.langfuse.review)
+
+            await publish_review(self, run, results, report)
+        return report
+
+    def review_loop(self, run: RunContext) -> ReviewLoop:
+        """One review loop per run: it counts the run's queued items and lists the queue once."""
+        from shared.langfuse.review import ReviewLoop
+
+        if self._review_loop is None or self._review_loop.run.run_id != run.run_id:
+            self._review_loop = ReviewLoop(self, run)
+        return self._review_loop
+
+    async def _publish_scores(self, run: RunContext, results: EvaluationResult) -> SinkReport:
         report = SinkReport(sink=self.name)
         prepared: list[PreparedScore] = []
         unpublishable = 0  # ok rows without a value (e.g. no label): nothing to store
