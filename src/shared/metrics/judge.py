@@ -59,7 +59,14 @@ from shared.metrics.judge_cost import (
     messages_text,
 )
 from shared.metrics.judge_limits import CircuitBreaker, RateLimiter
-from shared.metrics.judge_parse import JudgeParseError, normalise_score, parse_judge_json, read_score
+from shared.metrics.judge_parse import (
+    JudgeParseError,
+    describe_failure,
+    expected_shape,
+    normalise_score,
+    parse_judge_json,
+    read_score,
+)
 from shared.metrics.judge_prompt import JudgePrompt, load_judge_prompt, load_judge_prompt_sync
 
 log = logging.getLogger(__name__)
@@ -293,15 +300,18 @@ class JudgeMetric(BaseMetric):
             self.check_answer(prompt_key, parsed)
         except JudgeParseError as exc:
             self.caller.failed(str(exc), answer)
-            if answer.cached:  # a cached answer parsed once; a stricter schema now rejects it
-                raise _ParseFailure(str(exc), answer.content) from None
             truncated = " (the answer hit max_tokens)" if answer.finish_reason == "length" else ""
-            raise _ParseFailure(f"{exc}{truncated}", answer.content) from None
+            message = describe_failure(f"{exc}{truncated}", self.expected_answer(prompt_key, schema), answer.content)
+            raise _ParseFailure(message, answer.content) from None
         await self.caller.succeeded(answer, prompt)
         return parsed
 
     def check_answer(self, prompt_key: str, parsed: dict[str, Any]) -> None:
         """Extra semantic checks of a parsed answer (raise JudgeParseError); default none."""
+
+    def expected_answer(self, prompt_key: str, schema: dict[str, Any] | None) -> str:
+        """What the judge should have answered, for error rows: an example built from the schema."""
+        return expected_shape(schema)
 
     async def execute(self, item: DatasetItem) -> MetricResult:
         usage = Usage()
@@ -566,6 +576,7 @@ def declared_scale(config: Mapping[str, Any], where: str) -> tuple[float, float]
         field="score_scale",
     )
 
+
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -665,6 +676,16 @@ class LLMJudgeMetric(JudgeMetric):
 
     def check_answer(self, prompt_key: str, parsed: dict[str, Any]) -> None:
         self._score_of(parsed)  # raises JudgeParseError: the breaker and the error row see it
+
+    def expected_answer(self, prompt_key: str, schema: dict[str, Any] | None) -> str:
+        p = self.params
+        if p.output_schema is not None and p.output_schema.get("properties"):
+            return expected_shape(p.output_schema)
+        score = f"{{{json.dumps(p.score_field)}: <{scale_phrase(self.scale)}>, ...}}"
+        if p.label_scores is None:
+            return score
+        labels = "|".join(json.dumps(label) for label in p.label_scores)
+        return f"{score} or {{{json.dumps(p.label_field)}: {labels}, ...}}"
 
     def _score_of(self, parsed: dict[str, Any]) -> tuple[float, float | str]:
         p = self.params

@@ -4,7 +4,9 @@ Judges are asked for one JSON object. Models still wrap it in Markdown code fenc
 sentence before or after it, or leave a trailing comma. Those faults are repaired; anything else
 (no object at all, a score of the wrong type, a value outside the rubric's scale) is a
 `JudgeParseError`, which the metric turns into an error row carrying the raw text. A score is
-never guessed.
+never guessed. The error says what was expected (`expected_shape`) and how the answer began
+(`answer_preview`), so a rubric that asks for one shape while the metric reads another shows up
+in the first error row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -126,3 +129,43 @@ def normalise_score(raw: float, low: float, high: float) -> float:
     if raw < low or raw > high:
         raise JudgeParseError(f"score {raw:g} is outside the rubric's scale {low:g}..{high:g}")
     return round((raw - low) / (high - low), 6)
+
+
+PREVIEW_CHARS = 160
+
+
+def answer_preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
+    """The start of a judge answer on one line (whitespace collapsed), cut at `limit` characters."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[:limit].rstrip() + "..."
+
+
+def expected_shape(schema: Mapping[str, Any] | None) -> str:
+    """A compact example of what a JSON schema accepts: `{"claims": ["<string>", ...]}`."""
+    if not schema:
+        return "a JSON object"
+    if "enum" in schema:
+        return "|".join(json.dumps(value) for value in schema["enum"])
+    declared = schema.get("type")
+    types = declared if isinstance(declared, list) else [declared] if declared else []
+    shapes = [_shape_of_type(str(t), schema) for t in types] or ["<any>"]
+    return "|".join(shapes)
+
+
+def _shape_of_type(kind: str, schema: Mapping[str, Any]) -> str:
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        if not properties:
+            return "{...}"
+        return "{" + ", ".join(f"{json.dumps(name)}: {expected_shape(sub)}" for name, sub in properties.items()) + "}"
+    if kind == "array":
+        return f"[{expected_shape(schema.get('items') or {})}, ...]"
+    simple = {"boolean": "true|false", "string": '"<string>"', "null": "null"}
+    return simple.get(kind, f"<{kind}>")
+
+
+def describe_failure(error: str, expected: str, answer: str | None) -> str:
+    """A parse failure as an error row says it: what is wrong, what was expected, what came back."""
+    shown = answer_preview(answer)
+    came_back = f"; the answer began: {shown}" if shown else ""
+    return f"{error}; expected {expected}{came_back}"
