@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from shared.cli import app
 from shared.database.sink import PostgresSink
-from shared.monitoring.calibration import CalibrationInputs, calibrate_monitor, facts_of
+from shared.monitoring.calibration import CalibrationReport, calibrate_monitor, inputs_of
 from shared.monitoring.monitor import OnlineMonitor
 from shared.settings import Settings
 from tests.fakes.langfuse_server import FakeLangfuse
@@ -177,14 +177,18 @@ def test_judge_scores_from_postgres(
     asyncio.run(publish())
     publish_to_langfuse(lf_settings, rows)
     seed_labels(fake, human_verdicts(items, "chance"))
-    monitor = OnlineMonitor.from_yaml(config_file(tmp_path), settings=settings)
-    inputs = CalibrationInputs(MONITOR, "langfuse", "trace", facts_of(monitor.metrics), settings)
-
-    from_postgres = asyncio.run(calibrate_monitor(inputs, HUMAN))
-    from_langfuse = asyncio.run(calibrate_monitor(inputs, HUMAN, source="langfuse"))
-    assert from_postgres.judge_source == "postgres"
-    assert [v.as_dict() for v in from_postgres.versions] == [
-        {**v.as_dict(), "last_scored_at": from_postgres.versions[0].as_dict()["last_scored_at"]}
-        for v in from_langfuse.versions
-    ]
+    publishing = config_file(tmp_path, publish={"local": {"dir": str(tmp_path / "runs")}, "postgres": True})
+    from_postgres = asyncio.run(
+        calibrate_monitor(inputs_of(OnlineMonitor.from_yaml(publishing, settings=settings)), HUMAN)
+    )
+    # The same monitor without Postgres publishing reads Langfuse, DATABASE_URL or not.
+    from_langfuse = asyncio.run(
+        calibrate_monitor(inputs_of(OnlineMonitor.from_yaml(config_file(tmp_path), settings=settings)), HUMAN)
+    )
+    assert (from_postgres.judge_source, from_langfuse.judge_source) == ("postgres", "langfuse")
     assert from_postgres.versions[0].n == 80
+    assert figures(from_postgres) == figures(from_langfuse)
+
+
+def figures(report: CalibrationReport) -> list[dict[str, Any]]:
+    return [{k: v for k, v in version.as_dict().items() if k != "last_scored_at"} for version in report.versions]

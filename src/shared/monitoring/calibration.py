@@ -3,8 +3,8 @@
 DATAFLOW (calibrate_monitor):
   human labels  GET /api/public/v3/scores?name=<human>&fromTimestamp..toTimestamp (any source;
                 scores evalmon wrote itself are left out) -> HumanLabel per trace or observation
-  judge scores  Postgres when DATABASE_URL is set (shared.database.read.judge_scores, the labelled
-                items only), else Langfuse: the deterministic score ids of the labelled subjects
+  judge scores  Postgres when DATABASE_URL is set and the monitor publishes there
+                (shared.database.read.judge_scores, the labelled items only), else Langfuse: the deterministic score ids of the labelled subjects
                 (shared.langfuse.sink.score_id), then, for subjects not found that way (extractors
                 with their own item ids), the metric names on the labelled traces
   -> pair_up    the latest judge score per (subject, metric, version) with the subject's latest label
@@ -68,6 +68,7 @@ class CalibrationInputs:
     item_level: str
     facts: dict[str, MetricFacts]
     settings: Settings
+    publishes_to_postgres: bool = True  # with DATABASE_URL set, "auto" reads the judge scores there
 
 
 @dataclass
@@ -103,6 +104,7 @@ def inputs_of(monitor: OnlineMonitor) -> CalibrationInputs:
         item_level=monitor.config.item_level,
         facts=facts_of(monitor.metrics),
         settings=monitor.settings,
+        publishes_to_postgres=monitor.config.publish.postgres.enabled,
     )
 
 
@@ -128,7 +130,7 @@ async def calibrate_monitor(
     if metric is not None and metric not in inputs.facts:
         raise ConfigError(f"this monitor runs no metric '{metric}'", field="--metric", choices=set(inputs.facts))
     metrics = [metric] if metric else sorted(inputs.facts)
-    judge_source = resolve_source(source, inputs.settings)
+    judge_source = resolve_source(source, inputs)
     reader = _reader(inputs.settings)
     labels = await read_labels(reader, human, inputs.item_level, since=since, until=until)
     judges = await read_judge_scores(inputs, judge_source, reader, metrics, {label.subject for label in labels})
@@ -146,9 +148,11 @@ async def calibrate_monitor(
     )
 
 
-def resolve_source(source: JudgeSource, settings: Settings) -> str:
+def resolve_source(source: JudgeSource, inputs: CalibrationInputs) -> str:
+    """ "auto": Postgres when DATABASE_URL is set and the monitor publishes there, else Langfuse."""
+    settings = inputs.settings
     if source == "auto":
-        return "postgres" if settings.database_url is not None else "langfuse"
+        return "postgres" if settings.database_url is not None and inputs.publishes_to_postgres else "langfuse"
     if source == "postgres" and settings.database_url is None:
         raise ConfigError("judge scores from Postgres need DATABASE_URL", field="--judge-scores")
     return source
@@ -306,8 +310,9 @@ async def _latest_kappas(run: RunContext, metrics: Sequence[BaseMetric]) -> dict
         item_level=run.config.item_level,
         facts=facts_of(wanted),
         settings=run.settings,
+        publishes_to_postgres=run.config.publish.postgres.enabled,
     )
-    judge_source = resolve_source("auto", run.settings)
+    judge_source = resolve_source("auto", inputs)
     reader = _reader(run.settings)
     since = datetime.now(UTC) - timedelta(days=config.lookback_days)
     labels = await read_labels(reader, config.human, inputs.item_level, since=since, until=None)
