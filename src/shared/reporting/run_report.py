@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.reporting import charts
 from shared.reporting.collector import MetricTally, ReportCollector, WorstItem
 
 log = logging.getLogger(__name__)
@@ -232,12 +232,10 @@ def render_html(
                 f"<td>{_h(_delta_text(line))}</td></tr>"
             )
         parts.append("</table>")
-        charts = report_charts(lines, collector)
-        if charts:
+        drawn = report_charts(lines, collector)
+        if drawn:
             parts.append("<h2>Charts</h2>")
-            parts += [
-                f"<figure><img alt='{_h(alt)}' src='data:image/png;base64,{png}'></figure>" for alt, png in charts
-            ]
+            parts += [f"<figure><img alt='{_h(alt)}' src='data:image/png;base64,{png}'></figure>" for alt, png in drawn]
     else:
         parts.append("<p>Nothing was scored in this run.</p>")
     for title, entries in (
@@ -278,51 +276,38 @@ _CSS = (
 
 
 def report_charts(lines: Sequence[MetricLine], collector: ReportCollector) -> list[tuple[str, str]]:
-    """PNG charts as base64: score distributions, and each rate or mean against its baseline band."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # charts are a bonus: the tables carry every number
+    """PNG charts as base64: score distributions, and each pass rate against its baseline band."""
+    if not charts.available():
         log.info("matplotlib is not installed: report.html has no charts")
         return []
-    charts: list[tuple[str, str]] = []
+    out: list[tuple[str, str]] = []
     scored = [line for line in lines if collector.tallies[line.name].scores]
     if scored:
-        columns = min(3, len(scored))
-        rows = (len(scored) + columns - 1) // columns
-        figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
-        for axis, line in zip(axes.flat, scored, strict=False):
-            axis.hist(collector.tallies[line.name].scores, bins=20, color="#5c6bc0")
-            axis.set_title(f"{line.name} ({_direction_label(line.direction)})", fontsize=9)
-        for axis in list(axes.flat)[len(scored) :]:
-            axis.set_visible(False)
-        figure.tight_layout()
-        charts.append(("score distribution per metric", _png(figure, plt)))
+        png = charts.distribution_strips(
+            [line.name for line in scored], [collector.tallies[line.name].scores for line in scored]
+        )
+        out.append(("score distribution per metric", _b64(png)))
     rated = [line for line in lines if line.value is not None and line.stat == "pass rate"]  # one 0..1 axis
     if rated:
-        figure, axis = plt.subplots(figsize=(8, 0.5 * len(rated) + 1.2))
-        for y, line in enumerate(rated):
-            if line.baseline is not None and line.baseline.low is not None and line.baseline.high is not None:
-                axis.plot([line.baseline.low, line.baseline.high], [y, y], color="#bdbdbd", linewidth=8)
-            value = line.value or 0.0
-            low = value if line.low is None else line.low
-            high = value if line.high is None else line.high
-            axis.errorbar([value], [y], xerr=[[value - low], [high - value]], fmt="o", color="#3949ab")
-        axis.set_yticks(range(len(rated)), [line.name for line in rated])
-        axis.set_xlim(min(0.5, *(line.low or 0.0 for line in rated)) - 0.02, 1.02)
-        axis.set_title("pass rate of this run (95% interval) against the baseline band (grey)", fontsize=9)
-        figure.tight_layout()
-        charts.append(("pass rates against the baseline", _png(figure, plt)))
-    return charts
+        rows = [_interval(line) for line in rated]
+        title = "pass rate of this run (95% interval) against the baseline band (grey)"
+        out.append(("pass rates against the baseline", _b64(charts.interval_chart(rows, title))))
+    return out
 
 
-def _png(figure: Any, plt: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def _interval(line: MetricLine) -> charts.Interval:
+    value = line.value or 0.0
+    baseline = line.baseline
+    band = None
+    if baseline is not None and baseline.low is not None and baseline.high is not None:
+        band = (baseline.low, baseline.high)
+    low = value if line.low is None else line.low
+    high = value if line.high is None else line.high
+    return charts.Interval(label=line.name, value=value, low=low, high=high, band=band)
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
 
 
 # -- files -------------------------------------------------------------------------------------

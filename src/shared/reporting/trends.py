@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from shared.errors import ConfigError
 from shared.evaluation.item import to_utc
+from shared.reporting import charts
 from shared.reporting.stats import wilson_interval, z_for
 from shared.settings import Settings
 
@@ -307,20 +308,8 @@ def write_trend_report(trends: Trends, out_dir: Path) -> list[Path]:
 
 
 def _trend_charts(trends: Trends) -> list[tuple[str, bytes]]:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def png(figure: Any) -> bytes:
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=90)
-        plt.close(figure)
-        return buffer.getvalue()
-
-    charts: list[tuple[str, bytes]] = []
+    """One PNG per metric (value and band over time), the volume, and the breakdown."""
+    out: list[tuple[str, bytes]] = []
     by_metric: dict[str, list[TrendPoint]] = {}
     for point in trends.metrics:
         by_metric.setdefault(point.metric, []).append(point)
@@ -331,41 +320,31 @@ def _trend_charts(trends: Trends) -> list[tuple[str, bytes]]:
         values = [p.value or 0.0 for p in shown]
         lows = [v if p.low is None else p.low for p, v in zip(shown, values, strict=True)]
         highs = [v if p.high is None else p.high for p, v in zip(shown, values, strict=True)]
-        figure, axis = plt.subplots(figsize=(8, 2.8))
-        xs = list(range(len(shown)))
-        axis.fill_between(xs, lows, highs, color="#c5cae9", label="95% interval")
-        axis.plot(xs, values, marker="o", color="#3949ab", label=shown[0].stat.replace("_", " "))
-        axis.set_xticks(xs, [p.at[:16].replace("T", " ") for p in shown], rotation=30, ha="right", fontsize=7)
-        axis.set_title(f"{metric}: {shown[0].stat.replace('_', ' ')} per {trends.every}", fontsize=9)
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        charts.append((f"trend_{_safe(metric)}", png(figure)))
+        labels = [p.at[:16].replace("T", " ") for p in shown]
+        title = f"{metric}: {shown[0].stat.replace('_', ' ')} per {trends.every} (95% interval)"
+        out.append((f"trend_{_safe(metric)}", charts.series_chart(labels, values, lows, highs, title)))
     if trends.volume:
-        figure, axis = plt.subplots(figsize=(8, 2.6))
-        xs = list(range(len(trends.volume)))
-        axis.bar(xs, [v.evaluated for v in trends.volume], color="#90a4ae", label="evaluated")
-        alerted = [x for x, v in zip(xs, trends.volume, strict=True) if v.alerts]
-        axis.scatter(alerted, [0] * len(alerted), marker="^", color="#d32f2f", s=60, label="alerts fired", zorder=3)
-        axis.set_xticks(xs, [v.at[:16].replace("T", " ") for v in trends.volume], rotation=30, ha="right", fontsize=7)
-        axis.set_title(f"items evaluated per {trends.every}", fontsize=9)
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        charts.append(("volume", png(figure)))
+        labels = [v.at[:16].replace("T", " ") for v in trends.volume]
+        png = charts.volume_chart(
+            labels,
+            [v.evaluated for v in trends.volume],
+            [bool(v.alerts) for v in trends.volume],
+            f"items evaluated per {trends.every}",
+        )
+        out.append(("volume", png))
     rated = [row for row in trends.breakdown if row.pass_rate is not None]
     if rated:
-        figure, axis = plt.subplots(figsize=(8, 0.35 * len(rated) + 1.2))
-        for y, row in enumerate(rated):
-            assert row.pass_rate is not None
-            low = row.low if row.low is not None else row.pass_rate
-            high = row.high if row.high is not None else row.pass_rate
-            axis.errorbar(
-                [row.pass_rate], [y], xerr=[[row.pass_rate - low], [high - row.pass_rate]], fmt="o", color="#3949ab"
+        rows = [
+            charts.Interval(
+                label=f"{row.metric} | {row.value}",
+                value=row.pass_rate or 0.0,
+                low=row.low if row.low is not None else row.pass_rate or 0.0,
+                high=row.high if row.high is not None else row.pass_rate or 0.0,
             )
-        axis.set_yticks(range(len(rated)), [f"{row.metric} | {row.value}" for row in rated], fontsize=7)
-        axis.set_title(f"pass rate by {rated[0].field} (95% interval)", fontsize=9)
-        figure.tight_layout()
-        charts.append((f"by_{_safe(rated[0].field)}", png(figure)))
-    return charts
+            for row in rated
+        ]
+        out.append((f"by_{_safe(rated[0].field)}", charts.interval_chart(rows, f"pass rate by {rated[0].field}")))
+    return out
 
 
 def _safe(name: str) -> str:
