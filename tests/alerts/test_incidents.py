@@ -87,7 +87,7 @@ def test_postgres_without_the_migration_fails_the_run_clearly(
     summary = sim.run({"faithfulness": mean_summary(random.Random(1), 0.4, 0.2, n=100)})
     assert summary.status == "failed" and summary.alerts
     [error] = summary.errors
-    assert "evalmon db migrate" in error and "no alert messages sent" in error
+    assert "evalmon db migrate" in error and "nothing posted to Slack" in error
 
 
 def test_a_message_slack_refuses_is_sent_again_by_the_next_run(tmp_path: Path, slack_server: SlackServer) -> None:

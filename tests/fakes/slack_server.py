@@ -13,6 +13,15 @@ What it honours (https://api.slack.com/web):
 - Methods: auth.test, chat.postMessage, chat.update, conversations.history (newest first,
   `oldest`/`latest`/`inclusive`), conversations.replies (parent first, oldest first; the parent
   heads every page, as Slack repeats it), users.info.
+- Channels named rather than given by id (`#evals`) resolve to a stable id, which chat.postMessage
+  answers with, as Slack does (files.completeUploadExternal takes ids only).
+- File uploads, the three steps of slack_sdk's `files_upload_v2`: files.getUploadURLExternal
+  (`filename`, `length` in bytes -> `upload_url`, `file_id`); a POST of the bytes to `upload_url`
+  (raw or multipart; no token, the URL is the credential; HTTP 200 `OK - <bytes>`); and
+  files.completeUploadExternal (`files` JSON `[{"id", "title"}]`, optional `channel_id`,
+  `thread_ts`, `initial_comment`): once per file, only after its bytes arrived and only when their
+  count matches `length`; shared files post a message (in the thread when `thread_ts`). Kept in
+  `uploads` (file id -> filename, bytes, title, where shared).
 
 Threads are seeded with `add_thread`; everything the bot posts is kept in `posted` for assertions.
 The server runs uvicorn in a thread on 127.0.0.1 with an ephemeral port.
@@ -22,24 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.policy
 import itertools
 import json
+import re
 import threading
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from .loopback import LoopbackServer
 
 TEAM_ID = "T0FAKE"
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9_-]+$")
 TEAM_URL = "https://fake-team.slack.com/"
 
 
@@ -67,6 +81,8 @@ class FakeSlack:
     updated: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     injections: dict[str, list[Injection]] = field(default_factory=lambda: defaultdict(list))
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)  # file id -> upload (bytes, where shared)
+    channel_ids: dict[str, str] = field(default_factory=dict)  # channel name -> its id
     replies_delay_s: float = 0.0
     in_flight_replies: int = 0
     max_in_flight_replies: int = 0
@@ -118,6 +134,14 @@ class FakeSlack:
 
     def call_count(self, method: str) -> int:
         return sum(1 for name, _ in self.calls if name == method)
+
+    def channel_id(self, channel: str) -> str:
+        """A channel id as Slack answers with: ids stay, names (`#evals`, `evals`) get a stable id."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        name = channel.removeprefix("#")
+        with self._lock:
+            return self.channel_ids.setdefault(name, f"C{zlib.crc32(name.encode()):010d}")
 
     def next_ts(self) -> str:
         """A fresh message ts (now, with a unique microsecond suffix), as Slack's are unique per channel."""
@@ -208,6 +232,8 @@ def build_app(state: FakeSlack) -> Starlette:
         handler = HANDLERS.get(method)
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"}, status_code=404)
+        if method == "files.getUploadURLExternal":
+            args["_base_url"] = str(request.base_url)
         try:
             if method == "conversations.replies":
                 return JSONResponse(await _replies_with_delay(state, args))
@@ -215,7 +241,35 @@ def build_app(state: FakeSlack) -> Starlette:
         except _Fail as fail:
             return JSONResponse({"ok": False, "error": fail.error})
 
-    return Starlette(routes=[Route("/api/{method}", api, methods=["GET", "POST"])])
+    async def upload(request: Request) -> PlainTextResponse:
+        """The upload URL files.getUploadURLExternal handed out: raw bytes or one multipart part."""
+        file_id = request.path_params["file_id"]
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            message = BytesParser(policy=email.policy.HTTP).parsebytes(
+                f"Content-Type: {content_type}\r\n\r\n".encode() + body
+            )
+            parts = [
+                part
+                for part in message.iter_parts()
+                if part.get_filename() or part.get_param("name", header="content-disposition")
+            ]
+            body = parts[0].get_payload(decode=True) if parts else b""
+        with state._lock:
+            state.calls.append(("upload", {"file_id": file_id, "bytes": len(body)}))
+            upload = state.uploads.get(file_id)
+            if upload is None or upload["completed"]:
+                return PlainTextResponse("Not Found", status_code=404)
+            upload["data"] = bytes(body)
+        return PlainTextResponse(f"OK - {len(body)}")
+
+    return Starlette(
+        routes=[
+            Route("/api/{method}", api, methods=["GET", "POST"]),
+            Route("/upload/v1/{file_id}", upload, methods=["POST"]),
+        ]
+    )
 
 
 def _require(args: dict[str, Any], *names: str) -> None:
@@ -250,6 +304,7 @@ def _blocks(args: dict[str, Any]) -> list[Any] | None:
 
 def _post_message(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
     _require(args, "channel")
+    args = {**args, "channel": state.channel_id(str(args["channel"]))}
     blocks = _blocks(args)
     if not args.get("text") and not blocks and not args.get("attachments"):
         raise _Fail("no_text")
@@ -350,8 +405,79 @@ def _users_info(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
     return {"user": user}
 
 
+def _get_upload_url(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "filename", "length")
+    try:
+        length = int(str(args["length"]))
+    except ValueError:
+        raise _Fail("invalid_arguments") from None
+    if length <= 0:
+        raise _Fail("invalid_arguments")
+    file_id = f"F{len(state.uploads) + 1:08d}"
+    with state._lock:
+        state.uploads[file_id] = {
+            "filename": str(args["filename"]),
+            "length": length,
+            "alt_txt": args.get("alt_txt"),
+            "data": None,
+            "completed": False,
+        }
+    return {"upload_url": f"{args['_base_url']}upload/v1/{file_id}", "file_id": file_id}
+
+
+def _complete_upload(state: FakeSlack, args: dict[str, Any]) -> dict[str, Any]:
+    _require(args, "files")
+    files = args["files"]
+    if isinstance(files, str):
+        try:
+            files = json.loads(files)
+        except ValueError:
+            raise _Fail("invalid_arguments") from None
+    if not isinstance(files, list) or not files or not all(isinstance(f, dict) and f.get("id") for f in files):
+        raise _Fail("invalid_arguments")
+    channel = args.get("channel_id") or None
+    thread_ts = args.get("thread_ts") or None
+    if thread_ts and not channel:
+        raise _Fail("invalid_arguments")
+    if channel and not _CHANNEL_ID.match(str(channel)):
+        raise _Fail("channel_not_found")
+    shared = []
+    with state._lock:
+        for entry in files:
+            upload = state.uploads.get(str(entry["id"]))
+            if upload is None or upload["completed"] or upload["data"] is None:
+                raise _Fail("file_not_found")
+            if len(upload["data"]) != upload["length"]:
+                raise _Fail("file_upload_size_mismatch")
+        for entry in files:
+            upload = state.uploads[str(entry["id"])]
+            upload.update(completed=True, title=entry.get("title"), channel=channel, thread_ts=thread_ts)
+            upload["initial_comment"] = args.get("initial_comment")
+            shared.append(
+                {"id": entry["id"], "title": entry.get("title") or upload["filename"], "name": upload["filename"]}
+            )
+    if channel:
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": state.bot_user_id,
+            "bot_id": state.bot_id,
+            "text": args.get("initial_comment") or "",
+            "files": shared,
+            "ts": state.next_ts(),
+        }
+        with state._lock:
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+                state.replies[(channel, thread_ts)].append(message)
+            else:
+                state.history[channel].append(message)
+    return {"files": shared}
+
+
 HANDLERS: dict[str, Any] = {
     "auth.test": _auth_test,
+    "files.getUploadURLExternal": _get_upload_url,
+    "files.completeUploadExternal": _complete_upload,
     "chat.postMessage": _post_message,
     "chat.update": _update,
     "conversations.history": _history,

@@ -538,25 +538,47 @@ def item_url(row: ResultRow, template: str | None) -> str | None:
     """The trace link from `trace_url_template` (fields: trace_id, observation_id, session_id, id),
     else the item's own link (a Slack permalink), else None."""
     item = row.item
-    if template:
-        values = {
-            "trace_id": item.trace_id,
-            "observation_id": item.observation_id,
-            "session_id": item.session_id,
-            "id": item.id,
-            "item_id": item.id,
-        }
-        try:
-            needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-        except ValueError:
-            needed = {"?"}
-        if needed and all(values.get(name) for name in needed):
-            return template.format(**{k: quote(str(v), safe="") for k, v in values.items() if v})
+    url = template_url(
+        template,
+        item_id=item.id,
+        trace_id=item.trace_id,
+        observation_id=item.observation_id,
+        session_id=item.session_id,
+    )
+    if url:
+        return url
     for key in ("permalink", "url", "trace_url"):
         link = item.metadata.get(key)
         if isinstance(link, str) and link.startswith(("http://", "https://")):
             return link
     return None
+
+
+def template_url(
+    template: str | None,
+    *,
+    item_id: str,
+    trace_id: str | None = None,
+    observation_id: str | None = None,
+    session_id: str | None = None,
+) -> str | None:
+    """`trace_url_template` filled in, or None when it needs a field this item does not have."""
+    if not template:
+        return None
+    values = {
+        "trace_id": trace_id,
+        "observation_id": observation_id,
+        "session_id": session_id,
+        "id": item_id,
+        "item_id": item_id,
+    }
+    try:
+        needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError:
+        return None
+    if not needed or not all(values.get(name) for name in needed):
+        return None
+    return template.format(**{k: quote(str(v), safe="") for k, v in values.items() if v})
 
 
 # -- Slack ---------------------------------------------------------------------------------------

@@ -527,8 +527,8 @@ class OnlineMonitor:
         self, run: RunContext, summary: RunSummary, rows: list[ResultRow], report: ReportCollector
     ) -> None:
         """Alert rules -> incidents -> Slack (shared.monitoring.notify): fills `summary.alerts`; an
-        alert that could not be delivered is a run error (exit 1)."""
-        if not self.config.alerts.rules:
+        alert that could not be delivered is a run error (exit 1). Also posts the Slack run report."""
+        if not self.config.alerts.rules and self.config.publish.slack is None:
             return
         notify = importlib.import_module("shared.monitoring.notify")
         versions = {m.name: m.version for m in self.metrics}
