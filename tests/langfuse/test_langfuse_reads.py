@@ -92,7 +92,7 @@ def test_light_roots_then_hydrating_a_sample_reads_a_fraction(fake: FakeLangfuse
     assert all(
         p is not None and p.id == r["traceId"] and p.source_timestamp for p, r in zip(previews, roots, strict=True)
     )
-    assert previews[0] is not None and previews[0].metadata["trace_name"] == "athena"
+    assert all("traceName" not in r and "name" not in r for r in roots), "a sampler on ids and times reads `core` only"
 
     assert len(hydrated) == 10 and all(isinstance(t, Trace) for t in hydrated)
     by_id = {t.id: t for t in everything}
@@ -167,3 +167,55 @@ def test_adaptive_limiter_halves_on_429_and_never_exceeds_its_limit() -> None:
     after_429, later_peak, final = asyncio.run(go())
     assert after_429 == 4
     assert later_peak <= final <= 8 and final > 4, "successes grow the limit back"
+
+
+def test_a_stratified_sampler_gets_the_field_it_reads_in_the_light_roots(
+    fake: FakeLangfuse, lf_settings: Settings
+) -> None:
+    seed(fake, 20)
+    source = make_source(lf_settings)
+    source.plan_reads(None, light_roots=True, preview_fields=frozenset({"metadata.trace_name"}))
+
+    async def roots() -> list[Any]:
+        return [r async for r in source.fetch_roots(WINDOW)]
+
+    previews = [source.preview(r, "trace") for r in asyncio.run(roots())]
+    assert all(p is not None and p.metadata["trace_name"] == "athena" for p in previews)
+
+
+def monitor_for(settings: Settings, tmp_path: Path, sampling: dict[str, Any]) -> Any:
+    from shared.monitoring.config import MonitorConfig
+    from shared.monitoring.monitor import OnlineMonitor
+
+    config = MonitorConfig.model_validate(
+        {
+            "monitor": "reads",
+            "source": {"type": "langfuse", "trace_name": "athena"},
+            "metrics": [{"key": "non_empty"}],
+            "sampling": sampling,
+            "dedup": {"path": str(tmp_path / "ledger.csv")},
+            "publish": {"local": {"dir": str(tmp_path / "runs")}},
+        }
+    )
+    return OnlineMonitor(config, settings=settings, base_dir=tmp_path)
+
+
+def test_a_monitor_samples_on_roots_and_hydrates_only_its_sample(
+    fake: FakeLangfuse, lf_settings: Settings, tmp_path: Path
+) -> None:
+    seed(fake, 200)
+    sampled = monitor_for(lf_settings, tmp_path, {"strategy": "random", "n": 10, "seed": 1})
+    summary = sampled.run(since=WINDOW.since, until=WINDOW.until)
+    assert summary.status == "ok" and summary.counts.fetched == 200
+    assert summary.counts.sampled == summary.counts.evaluated == 10
+    assert fake.requests[READS] == 2, "one light page of roots, one bulk read of the ten chosen traces"
+    fake.reset_counters()
+
+    everything = monitor_for(lf_settings, tmp_path, {"strategy": "all"})
+    rest = everything.run(since=WINDOW.since, until=WINDOW.until)
+    assert rest.counts.duplicates == 10 and rest.counts.evaluated == 190
+    fake.reset_counters()
+
+    again = everything.run(since=WINDOW.since, until=WINDOW.until)
+    assert again.counts.duplicates == 200 and again.counts.evaluated == 0
+    assert fake.requests[READS] == 1, "scored traces are dropped on their roots: no child query at all"

@@ -14,7 +14,7 @@ DATAFLOW (requests grow with pages, never with traces; memory holds a few pages)
                   light roots are re-read once with their I/O. Up to `concurrency` queries at once
                   (halved by each 429; the retry waits Retry-After).
   3. group rows by traceId -> `Trace` (root observation carries the trace's I/O)
-`fetch` (complete traces) runs 1-3 with pages hydrating `concurrency` ahead of the consumer.
+`fetch` (complete traces) runs 1-3 with pages hydrating ahead of the consumer.
 What to read comes from the extractor's `ExtractorNeeds` (`plan_reads`; see `read_plan`).
 
 Every call goes through the SDK's HTTP client (see `read_observations`) in a worker thread, with
@@ -52,6 +52,9 @@ ALL_FIELDS = ",".join(FIELD_GROUP_ORDER)
 # What every root carries (ids, times, names, tags: all dedup and sampling read) and every child.
 ROOT_GROUPS = frozenset({"core", "basic", "trace_context"})
 CHILD_GROUPS = frozenset({"core", "basic"})
+# A light root for a sampler that reads only ids and timestamps: the `core` group alone.
+LIGHT_GROUPS = frozenset({"core"})
+CORE_PREVIEW_FIELDS = frozenset({"id", "trace_id", "observation_id", "source_timestamp"})
 # Trace ids per bulk child query: 100 ids of 32 hex chars keep the URL near 5 kB.
 DEFAULT_CHILD_BATCH = 100
 MAX_PAGE = 1000  # the v2 API's largest page
@@ -74,7 +77,9 @@ class LangfuseSourceParams(SourceParams):
     expand_metadata: list[str] = Field(
         default_factory=list, description="metadata keys returned in full (others are cut at 200 characters)"
     )
-    page_size: int = Field(default=100, ge=1, le=1000, description="root observations per page")
+    page_size: int = Field(
+        default=MAX_PAGE, ge=1, le=MAX_PAGE, description="root observations per page (fewer, larger pages: fewer reads)"
+    )
     sample_page_size: int = Field(
         default=MAX_PAGE, ge=1, le=MAX_PAGE, description="light root observations per page (sampled before hydration)"
     )
@@ -201,12 +206,19 @@ class ReadPlan:
         return self.child_fields is not None and self.child_filters == ((),)
 
 
-def read_plan(params: LangfuseSourceParams, needs: ExtractorNeeds | None, *, light_roots: bool) -> ReadPlan:
+def read_plan(
+    params: LangfuseSourceParams,
+    needs: ExtractorNeeds | None,
+    *,
+    light_roots: bool,
+    preview_fields: frozenset[str] = frozenset(),
+) -> ReadPlan:
     """Field groups and child queries for what the extractor declares it needs (None: everything).
 
-    Roots always carry ROOT_GROUPS (ids, times, names, tags: what dedup and sampling read). A
-    light root page (the monitor samples before it reads the rest) carries only those, 1,000 a
-    page; the chosen roots are re-read with the groups the extractor uses, in bulk.
+    Roots carry ROOT_GROUPS (ids, times, names, tags). A light root page (the monitor samples
+    before it reads the rest) carries only what the sampler reads, 1,000 a page: the `core`
+    group (ids, start time) unless it reads names, tags or sessions; the chosen roots are re-read
+    with the groups the extractor uses, in bulk.
     """
     configured = {g.strip() for g in params.fields.split(",") if g.strip()}
     used = configured if needs is None or needs.field_groups is None else set(needs.field_groups)
@@ -240,8 +252,9 @@ def read_plan(params: LangfuseSourceParams, needs: ExtractorNeeds | None, *, lig
                 )
             )
         filters = tuple(named)
+    light = LIGHT_GROUPS if preview_fields <= CORE_PREVIEW_FIELDS else ROOT_GROUPS
     return ReadPlan(
-        root_fields=_fields(ROOT_GROUPS if light_roots else full_root),
+        root_fields=_fields(light if light_roots else full_root),
         full_root_fields=_fields(full_root),
         light_roots=light_roots,
         child_fields=child_fields,
@@ -353,6 +366,7 @@ class LangfuseDataSource(DataSource):
     _client: Langfuse | None = None
     _needs: ExtractorNeeds | None = None
     _light_roots: bool = False
+    _preview_fields: frozenset[str] = frozenset()
     _reader: ObservationReader | None = None
     _reader_loop: asyncio.AbstractEventLoop | None = None
     _pages: int = 0
@@ -391,13 +405,18 @@ class LangfuseDataSource(DataSource):
         return found() if isinstance(found, type) else found
 
     # -- what to read --------------------------------------------------------------------
-    def plan_reads(self, needs: ExtractorNeeds | None, *, light_roots: bool) -> None:
+    def plan_reads(
+        self, needs: ExtractorNeeds | None, *, light_roots: bool, preview_fields: frozenset[str] = frozenset()
+    ) -> None:
         self._needs = needs
         self._light_roots = light_roots
+        self._preview_fields = preview_fields
 
     @property
     def plan(self) -> ReadPlan:
-        return read_plan(self.lf_params, self._needs, light_roots=self._light_roots)
+        return read_plan(
+            self.lf_params, self._needs, light_roots=self._light_roots, preview_fields=self._preview_fields
+        )
 
     def _reader_now(self) -> ObservationReader:
         """One reader (stats, limiter) per event loop: a monitor object may run in several loops."""
@@ -519,8 +538,10 @@ class LangfuseDataSource(DataSource):
 
     async def fetch(self, window: Window) -> AsyncIterator[Trace | InvalidRecord]:
         """Complete traces: root pages read ahead, up to `concurrency` pages hydrating at once, in order."""
+        params = self.lf_params
         pages = read_ahead(self._root_pages(window), depth=1)
-        async with contextlib.aclosing(map_ahead(pages, self.hydrate, ahead=self.lf_params.concurrency)) as traces:
+        ahead = max(1, params.concurrency * params.child_batch // params.page_size)  # keep `concurrency` queries busy
+        async with contextlib.aclosing(map_ahead(pages, self.hydrate, ahead=ahead)) as traces:
             async for page in traces:
                 for record in page:
                     yield record

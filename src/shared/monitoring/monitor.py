@@ -36,7 +36,7 @@ from shared.monitoring.publishing import build_sinks, ledger_entries, publish_re
 from shared.monitoring.read_ahead import map_ahead, read_ahead
 from shared.monitoring.run_context import RunContext, new_run_id
 from shared.monitoring.run_totals import PublishTotals
-from shared.monitoring.sampling import Candidate, make_sampler, samples_on_preview
+from shared.monitoring.sampling import PREVIEW_FIELDS, Candidate, make_sampler, samples_on_preview
 from shared.monitoring.sinks.base import Sink
 from shared.monitoring.sinks.local import write_summary
 from shared.monitoring.sinks.retention import prune_runs
@@ -316,13 +316,24 @@ class OnlineMonitor:
         prepared while the one before it is scored."""
         in_parts = self._reads_in_parts()
         streaming = self.config.sampling.strategy in ("all", "rate")
-        self.source.plan_reads(needs_of(self.extractor), light_roots=in_parts and not streaming)
+        self.source.plan_reads(
+            needs_of(self.extractor), light_roots=in_parts and not streaming, preview_fields=self._sampled_fields()
+        )
         chosen = read_ahead(self._candidates(run, ledger, counts, limit, reporter, in_parts), depth=1)
         complete = map_ahead(chosen, lambda chunk: self._complete(chunk, ledger, counts), ahead=1)
         async with contextlib.aclosing(complete):
             async for chunk in complete:
                 if chunk:
                     yield chunk
+
+    def _sampled_fields(self) -> frozenset[str]:
+        """The item fields the sampler reads on a preview (a light root carries only those)."""
+        sampling = self.config.sampling
+        if sampling.strategy == "stratified":
+            return frozenset({sampling.field or ""})
+        if sampling.strategy in ("all", "random", "most_recent", "oldest", "rate"):
+            return frozenset({"id", "source_timestamp"})
+        return PREVIEW_FIELDS  # a plug-in sampler may read any of them
 
     async def _candidates(
         self,

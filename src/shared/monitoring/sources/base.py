@@ -86,9 +86,12 @@ class DataSource(ABC):
     def fetch(self, window: Window) -> AsyncIterator[Any]:
         """Yield raw records of the window, page by page (bounded memory)."""
 
-    def plan_reads(self, needs: ExtractorNeeds | None, *, light_roots: bool) -> None:  # noqa: B027 - optional hook
+    def plan_reads(  # noqa: B027 - optional hook
+        self, needs: ExtractorNeeds | None, *, light_roots: bool, preview_fields: frozenset[str] = frozenset()
+    ) -> None:
         """What the run will read of each record (None: everything), and whether roots may be light
-        (ids and timestamps only) because the run samples before it hydrates."""
+        because the run samples before it hydrates (then `preview_fields`: the item fields the
+        sampler reads, besides the id)."""
 
     def fetch_roots(self, window: Window) -> AsyncIterator[Any]:
         """Records enough for dedup and sampling, page by page. Default: the complete records."""
