@@ -11,7 +11,7 @@ import psycopg
 from fakes.slack_server import SlackServer
 from pydantic import SecretStr
 
-from shared.monitoring.incidents import STATE_FILE_NAME
+from shared.monitoring.config import ALERT_STATE_FILE as STATE_FILE_NAME
 from shared.settings import Settings
 
 from .simulation import Simulation, mean_summary

@@ -49,9 +49,17 @@ def test_only_configs_marked_for_the_cron_are_listed_with_their_own_ledgers(tmp_
         config="src/implementations/acme/config/hourly_csv.yaml",
         monitor="hourly_csv_monitor",
         ledger="data/scored_items.csv",
+        alert_state="",  # no alert rules: no incident state to carry
     )
     assert entries["hourly_judge"].ledger == "data/scored_items_judge.csv"
     assert entries["hourly_pg"].ledger == "", "a Postgres ledger needs no cache"
+
+
+def test_a_monitor_with_alert_rules_carries_its_incident_state_beside_the_ledger(tmp_path: Path) -> None:
+    rules = "alerts: {rules: [{metric: non_empty, stat: pass_rate, threshold: 0.9}]}\n"
+    config = implementation_config(tmp_path, "alerting", f"dedup: {{path: state/ledger.csv}}\n{rules}")
+    [entry] = cron_entries([str(config)], base_dir=tmp_path)
+    assert (entry.ledger, entry.alert_state) == ("state/ledger.csv", "state/alerts.state.json")
 
 
 def test_a_named_config_is_listed_even_when_not_marked(tmp_path: Path) -> None:
@@ -104,7 +112,8 @@ def test_the_plan_names_the_ledger_file_the_run_writes(tmp_path: Path, ledger: s
     config = write_monitor(tmp_path)
     config.write_text(config.read_text(encoding="utf-8").replace("path: ledger.csv", f"path: {ledger}"))
     [entry] = run_plan_step(tmp_path, config.name)
-    assert entry == {"name": "sched_e2e", "config": "sched_e2e.yaml", "monitor": "sched_e2e", "ledger": ledger}
+    expected = {"name": "sched_e2e", "config": "sched_e2e.yaml", "monitor": "sched_e2e", "ledger": ledger}
+    assert entry == {**expected, "alert_state": ""}
     code, _ = run_step(tmp_path, entry["config"])
     assert code == 0
     assert (tmp_path / entry["ledger"]).is_file(), "the cache saves exactly the file the monitor wrote"

@@ -89,8 +89,9 @@ def test_each_config_restores_and_saves_its_own_ledger_under_a_unique_key() -> N
     restore, save = steps["Restore the dedup ledger"], steps["Save the dedup ledger"]
     assert restore["uses"].startswith("actions/cache/restore@") and save["uses"].startswith("actions/cache/save@")
     # the path comes from the config (via `evalmon cron-matrix`), never a hard-coded file
-    assert restore["with"]["path"] == save["with"]["path"] == "${{ matrix.ledger }}"
-    assert "matrix.ledger != ''" in restore["if"] and "matrix.ledger != ''" in save["if"]
+    paths = "${{ matrix.ledger }}\n${{ matrix.alert_state }}\n"  # and the alert incident state beside it
+    assert restore["with"]["path"] == save["with"]["path"] == paths
+    assert "matrix.ledger != ''" in restore["if"] and "hashFiles(matrix.ledger, matrix.alert_state)" in save["if"]
     assert restore["with"]["key"] == save["with"]["key"]
     assert "matrix.name" in save["with"]["key"]
     assert "github.run_id" in save["with"]["key"] and "github.run_attempt" in save["with"]["key"]

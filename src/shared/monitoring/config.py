@@ -50,11 +50,18 @@ class SourceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+# The built-in samplers; `strategy` also takes any registered sampler's key (docs/plugins.md), checked
+# against the sampler registry when the monitor is built (after `plugins:` modules have registered theirs).
 SamplingStrategy = Literal["all", "random", "most_recent", "oldest", "rate", "stratified"]
 
 
 class SamplingConfig(Strict):
-    strategy: SamplingStrategy = "all"
+    strategy: str = Field(
+        default="all", min_length=1, description="all, random, most_recent, oldest, rate, stratified or a plug-in's"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="a plug-in sampler's own options (validated by its Params model)"
+    )
     n: int | None = Field(default=None, gt=0, description="sample size (random, most_recent, oldest)")
     rate: float | None = Field(default=None, gt=0, le=1, description="share of items kept (rate)")
     seed: int = 0
@@ -179,11 +186,26 @@ class SlackPublishConfig(Strict):
         return value
 
 
+class SinkSpec(BaseModel):
+    """A `publish.sinks` entry: a registered sink by `type`; the other keys are validated by that
+    sink's own Params model (docs/plugins.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1, description="registry key or dotted path of the Sink class")
+    required: bool = Field(default=True, description="a required sink's failure keeps its pairs out of the ledger")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="the sink's name in reports; default type")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class PublishConfig(Strict):
     local: LocalPublishConfig = Field(default_factory=LocalPublishConfig)
     postgres: PostgresPublishConfig = Field(default_factory=lambda: PostgresPublishConfig(enabled=False))
     langfuse: LangfusePublishConfig = Field(default_factory=lambda: LangfusePublishConfig(enabled=False))
     slack: SlackPublishConfig | None = None
+    sinks: list[SinkSpec] = Field(default_factory=list, description="more sinks, registered by plug-ins")
 
     @field_validator("postgres", "langfuse", mode="before")
     @classmethod
@@ -270,7 +292,7 @@ class ScheduleConfig(Strict):
 class MonitorConfig(Strict):
     monitor: str = Field(pattern=NAME_PATTERN, description="monitor name: part of every item key")
     description: str = ""
-    plugins: list[str] = Field(default_factory=list, description="modules imported to register metrics")
+    plugins: list[str] = Field(default_factory=list, description="modules imported to register plug-ins")
     item_level: Literal["trace", "observation"] = "trace"
     source: SourceConfig
     window: WindowConfig = Field(default_factory=WindowConfig)
@@ -359,6 +381,16 @@ def _inner_model(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+ALERT_STATE_FILE = "alerts.state.json"
+
+
+def alert_state_path(config: MonitorConfig) -> Path:
+    """The incident state file used without DATABASE_URL: `alerts.state_path`, else beside `dedup.path`
+    (so the cron carries it in the same cache as the ledger)."""
+    configured = config.alerts.state_path
+    return Path(configured) if configured else Path(config.dedup.path).parent / ALERT_STATE_FILE
 
 
 def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:

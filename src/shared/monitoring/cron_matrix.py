@@ -3,7 +3,7 @@
 `.github/workflows/monitoring.yml` runs `evalmon cron-matrix` and turns its JSON into a job matrix:
 one job per config, each in its own concurrency group and with its own ledger cache. A config is in
 the cron when its `schedule` block says `github_actions: true`; the ledger path is the config's
-`dedup.path` (a Postgres ledger, or none, needs no cache). Nothing here is hard-coded per monitor,
+`dedup.path` (a Postgres ledger, or none, needs no cache), and the alert incident state file beside it. Nothing here is hard-coded per monitor,
 so a new monitor joins the cron by setting the flag.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError
-from shared.monitoring.config import bundled_configs, find_config
+from shared.monitoring.config import alert_state_path, bundled_configs, find_config
 from shared.monitoring.loader import load_monitor_config
 
 
@@ -26,6 +26,7 @@ class CronEntry:
     config: str  # the config file, relative to the working directory when inside it
     monitor: str
     ledger: str  # the CSV ledger to restore before and save after the run; "" when there is none
+    alert_state: str  # the alert incident state file carried beside it; "" when there is none
 
 
 def cron_entries(
@@ -54,12 +55,14 @@ def cron_entries(
         if not configs and not (config.schedule and config.schedule.github_actions):
             continue
         ledger = Path(config.dedup.path) if config.dedup.store == "csv" else None
+        has_alerts = bool(config.alerts.rules)  # without DATABASE_URL, incidents live in this file
         entries.append(
             CronEntry(
                 name=path.stem,
                 config=_relative(path, base),
                 monitor=config.monitor,
                 ledger=_relative(ledger, base) if ledger is not None else "",
+                alert_state=_relative(alert_state_path(config), base) if has_alerts else "",
             )
         )
     _reject_shared_names(entries)

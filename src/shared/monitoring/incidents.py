@@ -36,14 +36,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import EvalmonError
 from shared.monitoring.alerts import BaselineRequest, IncidentMark, Notice, RuleOutcome, StatSample
-from shared.monitoring.config import AlertRule
+from shared.monitoring.config import AlertRule, alert_state_path
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.window import iso
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-STATE_FILE_NAME = "alerts.state.json"
 
 
 class Incident(BaseModel):
@@ -222,8 +220,7 @@ def make_store(run: RunContext, settings: Settings) -> IncidentStore:
 
 
 def state_path(run: RunContext) -> Path:
-    configured = run.config.alerts.state_path
-    path = Path(configured) if configured else Path(run.config.dedup.path).parent / STATE_FILE_NAME
+    path = alert_state_path(run.config)
     return path if path.is_absolute() else run.base_dir / path
 
 
