@@ -1,18 +1,46 @@
-"""One way to resolve plug-ins: a registry key or a `package.module:attr` dotted path.
+"""One plug-in mechanism: a registry per kind (sources, extractors, samplers, sinks, metrics).
 
-Sources, metrics and extractors all resolve through here, so an unknown name always fails the
-same way: a ConfigError listing the valid keys.
+A plug-in is registered by its kind's decorator (`@register_sink("jsonl")`, `@metric(key=...)`),
+built-in or not. A registry finds a name in this order (docs/plugins.md):
+
+1. plug-ins registered already (a decorator ran: built-ins imported, `plugins:` modules);
+2. built-ins known by module (`register_lazy`): importing the module runs its decorators, so
+   evalmon starts without importing every source's SDK;
+3. installed packages: the `evalmon.plugins` entry points, each a module whose import registers
+   its plug-ins. Loaded once per process, lazily: the first time a registry meets a name it does
+   not know, or lists its keys;
+4. a dotted path (`package.module:attr`), imported directly.
+
+An unknown name is a ConfigError listing the valid keys.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import ConfigError
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Registry",
+    "import_dotted",
+    "load_installed_plugins",
+    "looks_dotted",
+    "validate_params",
+]
+
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+P = TypeVar("P", bound=BaseModel)
+ENTRY_POINT_GROUP = "evalmon.plugins"
 
 
 def import_dotted(path: str, *, field: str | None = None) -> Any:
@@ -36,50 +64,140 @@ def looks_dotted(name: str) -> bool:
     return ":" in name or "." in name
 
 
-class Registry(Generic[T]):
-    """Named plug-ins, registered by decorator or lazily by dotted path (to avoid import cost)."""
+@dataclass
+class InstalledPlugins:
+    """The `evalmon.plugins` entry points of this process: loaded at most once."""
 
-    def __init__(self, kind: str) -> None:
+    loaded: list[str] = field(default_factory=list)  # "name = value" of each entry point imported
+    failed: dict[str, str] = field(default_factory=dict)  # entry point name -> why it did not load
+    done: bool = False
+
+
+_installed = InstalledPlugins()
+
+
+def load_installed_plugins() -> InstalledPlugins:
+    """Import every `evalmon.plugins` entry point, once per process; a broken one is logged and skipped.
+
+    A plug-in package that fails to import must not stop monitors that do not use it: the failure
+    is kept and shown when a name cannot be found (it is probably that package's).
+    """
+    if _installed.done:
+        return _installed
+    _installed.done = True  # first: a plug-in module that itself lists a registry must not recurse
+    for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        try:
+            entry_point.load()
+        except Exception as exc:  # any error in third-party code: report it, keep the others
+            _installed.failed[entry_point.name] = f"{type(exc).__name__}: {exc}"
+            log.warning("evalmon plug-in %r (%s) failed to load: %s", entry_point.name, entry_point.value, exc)
+        else:
+            _installed.loaded.append(f"{entry_point.name} = {entry_point.value}")
+    return _installed
+
+
+class Registry(Generic[T]):
+    """The named plug-ins of one kind, with the decorator that registers one.
+
+    `reserved` names are handled by the caller (the extractor's `default`): they cannot be
+    registered and are listed among the valid keys.
+    """
+
+    def __init__(self, kind: str, *, reserved: Iterable[str] = ()) -> None:
         self.kind = kind
+        self.reserved = frozenset(reserved)
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
 
     def register(self, key: str, value: T) -> T:
+        """Register `value` under `key`; the same plug-in registering twice (a re-import) is fine."""
+        if not key or ":" in key or key != key.strip():
+            raise ValueError(f"{self.kind} key {key!r} must be a non-empty name without ':' or surrounding spaces")
+        if key in self.reserved:
+            raise ValueError(f"{self.kind} '{key}' is reserved by evalmon")
         existing = self._items.get(key)
         if existing is not None and existing is not value and _qualname(existing) != _qualname(value):
             raise ValueError(f"{self.kind} '{key}' is already registered by {_qualname(existing)}")
         self._items[key] = value
         return value
 
-    def register_lazy(self, key: str, dotted: str) -> None:
-        self._lazy.setdefault(key, dotted)
+    def register_lazy(self, key: str, where: str) -> None:
+        """Where a built-in lives, imported on first use: a module whose decorator registers `key`,
+        or a `module:attr` dotted path to register."""
+        self._lazy.setdefault(key, where)
 
     def decorator(self, key: str) -> Callable[[T], T]:
+        """`@registry.decorator("name")`: register the decorated class or function."""
+
         def wrap(value: T) -> T:
             return self.register(key, value)
 
         return wrap
 
     def keys(self) -> list[str]:
-        return sorted(set(self._items) | set(self._lazy))
+        """Every valid name, installed plug-ins included (listing loads them)."""
+        load_installed_plugins()
+        return sorted(set(self._items) | set(self._lazy) | self.reserved)
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        if key in self._items or key in self._lazy or key in self.reserved:
+            return True
+        load_installed_plugins()
         return key in self._items or key in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def resolve(self, name: str, *, field: str | None = None) -> T:
-        """Return the plug-in for a key or dotted path, or raise ConfigError listing valid keys."""
+        """The plug-in for a key or dotted path, or a ConfigError listing the valid keys."""
+        found = self._known(name, field)
+        if found is not None:
+            return found
+        if ":" not in name:  # a `module:attr` path is never a key: no need to load installed plug-ins
+            load_installed_plugins()
+            found = self._known(name, field)
+            if found is not None:
+                return found
+        if looks_dotted(name):
+            value: T = import_dotted(name, field=field)
+            return value
+        raise ConfigError(f"unknown {self.kind} '{name}'{_load_failures()}", field=field, choices=self.keys())
+
+    def _known(self, name: str, field: str | None) -> T | None:
         if name in self._items:
             return self._items[name]
-        if name in self._lazy:
-            value: T = import_dotted(self._lazy[name], field=field)
-            self._items.setdefault(name, value)
-            return self._items[name]
-        if looks_dotted(name):
-            return import_dotted(name, field=field)
-        raise ConfigError(f"unknown {self.kind} '{name}'", field=field, choices=self.keys())
+        where = self._lazy.get(name)
+        if where is None:
+            return None
+        if ":" in where:
+            self.register(name, import_dotted(where, field=field))
+        else:
+            importlib.import_module(where)  # its decorators register the plug-in
+            if name not in self._items:
+                raise ConfigError(f"module '{where}' did not register {self.kind} '{name}'", field=field)
+        return self._items[name]
+
+
+def validate_params(model: type[P], values: dict[str, Any], *, field: str, also_valid: Iterable[str] = ()) -> P:
+    """A plug-in's options checked by its own Params model; the first problem is a ConfigError naming
+    the option (`field.option`), with the valid option names when the key is unknown."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join([field, *(str(part) for part in first["loc"])])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError("unknown key", field=where, choices=[*model.model_fields, *also_valid]) from None
+        raise ConfigError(first["msg"].removeprefix("Value error, "), field=where) from None
+
+
+def _load_failures() -> str:
+    if not _installed.failed:
+        return ""
+    names = ", ".join(sorted(_installed.failed))
+    return f"; installed plug-in package(s) that failed to load: {names} (see the warning logged for each)"
 
 
 def _qualname(value: object) -> str:

@@ -57,7 +57,7 @@ from shared.errors import ConfigError, SinkError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.results import EvaluationResult, ResultRow
 from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sink
 from shared.retry import async_retrying
 from shared.settings import Settings
 
@@ -322,6 +322,7 @@ def _counts(rows: Sequence[ResultRow]) -> dict[str, int]:
     return counts
 
 
+@register_sink("postgres")
 class PostgresSink(Sink):
     """Publishes a run's results to Postgres/Neon; see the module docstring for the data flow."""
 

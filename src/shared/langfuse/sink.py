@@ -43,7 +43,7 @@ from shared.evaluation.results import EvaluationResult, ResultRow
 from shared.langfuse.client import CallStats, call_api, make_client
 from shared.monitoring.config import LangfusePublishConfig
 from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sink
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ def build_score(run: RunContext, row: ResultRow, environment: str | None) -> Pre
     return PreparedScore(pair=(item.id, row.metric_name), body=body, id=sid)
 
 
+@register_sink("langfuse")
 class LangfuseSink(Sink):
     """Publishes scores to Langfuse and reports exactly the pairs Langfuse confirmed."""
 

@@ -43,7 +43,7 @@ from shared.langfuse.limiter import AdaptiveLimiter
 from shared.langfuse.trace import Trace, parse_time
 from shared.monitoring.needs import ExtractorNeeds
 from shared.monitoring.read_ahead import map_ahead, read_ahead
-from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams
+from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams, register_source
 from shared.monitoring.window import Window, iso
 from shared.registry import import_dotted
 
@@ -350,6 +350,7 @@ class ObservationReader:
                 return rows
 
 
+@register_source("langfuse")
 class LangfuseDataSource(DataSource):
     """Traces of the window, newest first (the v2 API's order), read in two parts.
 

@@ -12,7 +12,7 @@ pointed elsewhere in `extractor_fields`, by path or prompt section (`shared.moni
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.errors import ConfigError, InvalidRecordError
 from shared.evaluation.item import DatasetItem
@@ -23,7 +23,7 @@ from shared.monitoring.extraction.documents import documents_of, numbered
 from shared.monitoring.extraction.paths import FieldSpec, as_spec, get_path, resolve_spec, tolerant_get
 from shared.monitoring.extraction.text import as_text
 from shared.monitoring.needs import EVERYTHING, ExtractorNeeds, needs_of
-from shared.registry import import_dotted
+from shared.registry import Registry
 
 __all__ = [
     "EVERYTHING",
@@ -35,8 +35,10 @@ __all__ = [
     "as_text",
     "build_item",
     "extract_with_origins",
+    "extractor_registry",
     "get_path",
     "needs_of",
+    "register_extractor",
     "resolve_extractor",
 ]
 
@@ -67,6 +69,24 @@ _TRACE_ATTRIBUTES = {
 }
 
 
+# `default` (the source's own default, else FieldPathExtractor) depends on the config, so it is
+# reserved rather than registered. Built-ins register with @register_extractor in these modules.
+extractor_registry: Registry[Extractor] = Registry("extractor", reserved=("default",))
+extractor_registry.register_lazy("slack_thread", "shared.slack.thread")
+
+E = TypeVar("E", bound=Extractor)
+
+
+def register_extractor(key: str) -> Callable[[E], E]:
+    """Decorator: `extractor: KEY` uses this `record -> DatasetItem` function (docs/plugins.md)."""
+
+    def wrap(extractor: E) -> E:
+        extractor_registry.register(key, extractor)
+        return extractor
+
+    return wrap
+
+
 def resolve_extractor(
     name: str,
     fields: Mapping[str, str | FieldSpec | Mapping[str, Any]],
@@ -83,9 +103,9 @@ def resolve_extractor(
         raise ConfigError(f"unknown item field '{unknown[0]}'", field="extractor_fields", choices=ITEM_FIELDS)
     if name == "default":
         if source_default and not fields:
-            return _as_callable(import_dotted(source_default, field="extractor"), source_default)
+            return _as_callable(extractor_registry.resolve(source_default, field="extractor"), source_default)
         return FieldPathExtractor(fields, field_paths=field_paths)
-    return _as_callable(import_dotted(name, field="extractor"), name)
+    return _as_callable(extractor_registry.resolve(name, field="extractor"), name)
 
 
 def _as_callable(value: Any, name: str) -> Extractor:

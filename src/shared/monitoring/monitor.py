@@ -32,11 +32,11 @@ from shared.monitoring.ledger.csv_store import CsvScoredItemsStore
 from shared.monitoring.loader import LoadedConfig, load_monitor_config
 from shared.monitoring.needs import needs_of
 from shared.monitoring.progress import Reporter
-from shared.monitoring.publishing import build_sinks, ledger_entries, publish_results
+from shared.monitoring.publishing import build_sinks, configured_sinks, ledger_entries, publish_results
 from shared.monitoring.read_ahead import map_ahead, read_ahead
 from shared.monitoring.run_context import RunContext, new_run_id
 from shared.monitoring.run_totals import PublishTotals
-from shared.monitoring.sampling import PREVIEW_FIELDS, Candidate, make_sampler, samples_on_preview
+from shared.monitoring.sampling import PREVIEW_FIELDS, Candidate, check_sampling, make_sampler, samples_on_preview
 from shared.monitoring.sinks.base import Sink
 from shared.monitoring.sinks.local import write_summary
 from shared.monitoring.sinks.retention import prune_runs
@@ -69,7 +69,7 @@ class OnlineMonitor:
         self.settings = settings or load_settings(implementation_dir)
         self.base_dir = base_dir or Path.cwd()
         self._metric_shared: dict[str, Any] = {}  # the run's MetricContext.shared (judge budget, clients)
-        for module in config.plugins:  # implementations register their metrics on import
+        for module in config.plugins:  # implementations register their plug-ins on import
             try:
                 importlib.import_module(module)
             except ImportError as exc:
@@ -91,6 +91,8 @@ class OnlineMonitor:
             type(self.source).default_extractor,
             field_paths=[m.record_path for m in self.metrics if m.record_path],  # metrics' `field:` trace paths
         )
+        check_sampling(config.sampling)  # after `plugins:` modules registered theirs
+        configured_sinks(config.publish.sinks)  # validated now; each run builds its own
 
     @classmethod
     def from_yaml(

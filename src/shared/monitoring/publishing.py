@@ -1,4 +1,4 @@
-"""`publish_results`: the one place results leave a run (local files, Postgres, Langfuse).
+"""`publish_results`: the one place results leave a run (local files, Postgres, Langfuse, plug-in sinks).
 
 It also decides what the ledger may record: a pair (item, metric) is recordable when the metric
 scored it (or found it not applicable) and every required sink confirmed it.
@@ -7,17 +7,21 @@ scored it (or found it not applicable) and every required sink confirmed it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from shared.errors import ConfigError
 from shared.evaluation.metric import MetricStatus
 from shared.evaluation.results import EvaluationResult, ResultRow
+from shared.monitoring.config import SinkSpec
 from shared.monitoring.ledger.base import LedgerEntry
 from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.monitoring.sinks.base import BUILTIN_SINKS, PairKey, Sink, SinkReport, sink_registry
 from shared.monitoring.sinks.encoding import encodable_results
 from shared.monitoring.sinks.local import LocalSink
-from shared.registry import import_dotted
+from shared.registry import validate_params
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +43,49 @@ class PublishOutcome:
 
 
 def build_sinks(run: RunContext) -> list[Sink]:
-    """Local always; Postgres and Langfuse when enabled and not a dry run."""
+    """Local always; Postgres, Langfuse and the `publish.sinks` entries when enabled and not a dry run.
+
+    Every sink comes from the sink registry; the built-ins keep their own config sections.
+    """
     sinks: list[Sink] = [LocalSink()]
     if run.dry_run:
         return sinks
     publish = run.config.publish
     if publish.postgres.enabled:
-        sinks.append(import_dotted("shared.database.sink:PostgresSink")(run.settings))
+        postgres: Any = sink_registry.resolve("postgres")  # built-ins take their own sections, not Params
+        sinks.append(postgres(run.settings))
     if publish.langfuse.enabled:
-        sinks.append(import_dotted("shared.langfuse.sink:LangfuseSink")(run.settings, publish.langfuse))
+        langfuse: Any = sink_registry.resolve("langfuse")
+        sinks.append(langfuse(run.settings, publish.langfuse))
+    sinks.extend(configured_sinks(publish.sinks))
+    return sinks
+
+
+def configured_sinks(specs: Sequence[SinkSpec]) -> list[Sink]:
+    """The `publish.sinks` entries, each built as `cls(params)` from its sink's Params model.
+
+    Called when the monitor is built (to fail before any work) and again for each run; a sink's
+    constructor does no I/O (connections belong in `check`). Errors name the entry: `publish.sinks.0.path`.
+    """
+    sinks: list[Sink] = []
+    names = set(BUILTIN_SINKS)
+    for i, spec in enumerate(specs):
+        where = f"publish.sinks.{i}"
+        if spec.type in BUILTIN_SINKS:
+            raise ConfigError(
+                f"'{spec.type}' is a built-in sink: configure it under publish.{spec.type}", field=f"{where}.type"
+            )
+        cls = sink_registry.resolve(spec.type, field=f"{where}.type")
+        if not (isinstance(cls, type) and issubclass(cls, Sink)):
+            raise ConfigError(f"'{spec.type}' is not a Sink class", field=f"{where}.type")
+        name = spec.name or spec.type
+        if name in names:
+            raise ConfigError(f"two sinks are named '{name}'; give this one a 'name'", field=f"{where}.name")
+        names.add(name)
+        sink = cls(validate_params(cls.Params, spec.params(), field=where, also_valid=SinkSpec.model_fields))
+        sink.name = name
+        sink.required = spec.required
+        sinks.append(sink)
     return sinks
 
 

@@ -14,13 +14,17 @@ import heapq
 import itertools
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.runner import PendingItem
 from shared.monitoring.config import SamplingConfig
+from shared.registry import Registry, validate_params
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,21 @@ def _item(value: Candidate | PendingItem | DatasetItem) -> DatasetItem:
     return value.item if isinstance(value, Candidate | PendingItem) else value
 
 
+class SamplerParams(BaseModel):
+    """A sampler's options from `sampling.params`; subclass it to declare them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Sampler(ABC, Generic[T]):
+    Params: ClassVar[type[SamplerParams]] = SamplerParams  # what `sampling.params` may set
+    # The item fields the sampler reads; when all are filled by a preview (PREVIEW_FIELDS), a source
+    # that reads in parts samples before it hydrates. None: anything, so every record is read in full.
+    reads_fields: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, config: SamplingConfig) -> None:
         self.config = config
+        self.params = self.Params.model_validate(config.params)
         self.offered = 0
 
     def offer(self, value: T) -> None:
@@ -65,7 +81,25 @@ class Sampler(ABC, Generic[T]):
         """Everything chosen and not yet taken by `take_ready`."""
 
 
+SamplerFactory = Callable[[SamplingConfig], Sampler[Any]]  # usually a Sampler subclass
+sampler_registry: Registry[SamplerFactory] = Registry("sampling strategy")
+F = TypeVar("F", bound=SamplerFactory)
+
+
+def register_sampler(key: str) -> Callable[[F], F]:
+    """Decorator: `sampling: {strategy: KEY, params: {...}}` uses this Sampler (docs/plugins.md)."""
+
+    def wrap(factory: F) -> F:
+        sampler_registry.register(key, factory)
+        return factory
+
+    return wrap
+
+
+@register_sampler("all")
 class AllSampler(Sampler[T]):
+    reads_fields = frozenset()
+
     def __init__(self, config: SamplingConfig) -> None:
         super().__init__(config)
         self._items: list[T] = []
@@ -81,8 +115,11 @@ class AllSampler(Sampler[T]):
         return self.take_ready()
 
 
+@register_sampler("random")
 class RandomSampler(Sampler[T]):
     """Reservoir sampling (Algorithm R), seeded."""
+
+    reads_fields = frozenset()
 
     def __init__(self, config: SamplingConfig) -> None:
         super().__init__(config)
@@ -135,13 +172,32 @@ class TimeOrderedSampler(Sampler[T]):
         return [value for _, _, value in sorted(self._heap, key=lambda e: e[0], reverse=True)]
 
 
+@register_sampler("most_recent")
+class MostRecentSampler(TimeOrderedSampler[T]):
+    reads_fields = frozenset({"id", "source_timestamp"})
+
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config, newest=True)
+
+
+@register_sampler("oldest")
+class OldestSampler(TimeOrderedSampler[T]):
+    reads_fields = frozenset({"id", "source_timestamp"})
+
+    def __init__(self, config: SamplingConfig) -> None:
+        super().__init__(config, newest=False)
+
+
 def stable_fraction(item_id: str, seed: int) -> float:
     """A number in [0, 1) fixed by the item id and seed: the same item is kept in every run."""
     digest = hashlib.blake2b(f"{seed}:{item_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
+@register_sampler("rate")
 class RateSampler(Sampler[T]):
+    reads_fields = frozenset({"id"})
+
     def __init__(self, config: SamplingConfig) -> None:
         super().__init__(config)
         assert config.rate is not None
@@ -160,6 +216,7 @@ class RateSampler(Sampler[T]):
         return self.take_ready()
 
 
+@register_sampler("stratified")
 class StratifiedSampler(Sampler[T]):
     """A seeded reservoir of up to n per stratum, then n split in proportion to stratum sizes,
     with at least `min_per_stratum` from every stratum (so small strata are never starved)."""
@@ -202,18 +259,19 @@ PREVIEW_FIELDS = frozenset(
 
 def samples_on_preview(config: SamplingConfig) -> bool:
     """Can this sampler choose from items previewed on root records (ids, timestamps, trace name, tags)?"""
-    return config.strategy != "stratified" or (config.field or "") in PREVIEW_FIELDS
+    if config.strategy == "stratified":
+        return (config.field or "") in PREVIEW_FIELDS
+    reads = getattr(sampler_registry.resolve(config.strategy, field="sampling.strategy"), "reads_fields", None)
+    return reads is not None and reads <= PREVIEW_FIELDS
 
 
 def make_sampler(config: SamplingConfig) -> Sampler[Candidate]:
-    if config.strategy == "random":
-        return RandomSampler(config)
-    if config.strategy == "most_recent":
-        return TimeOrderedSampler(config, newest=True)
-    if config.strategy == "oldest":
-        return TimeOrderedSampler(config, newest=False)
-    if config.strategy == "rate":
-        return RateSampler(config)
-    if config.strategy == "stratified":
-        return StratifiedSampler(config)
-    return AllSampler(config)
+    """The registered sampler `sampling.strategy` names, built with the sampling config."""
+    return sampler_registry.resolve(config.strategy, field="sampling.strategy")(config)
+
+
+def check_sampling(config: SamplingConfig) -> None:
+    """Fail at load, not mid-run: the strategy is registered and `sampling.params` suits its Params."""
+    factory = sampler_registry.resolve(config.strategy, field="sampling.strategy")
+    params_model = getattr(factory, "Params", SamplerParams)
+    validate_params(params_model, config.params, field="sampling.params")

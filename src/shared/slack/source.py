@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from shared.errors import ConfigError, EvalmonError, SourceError
-from shared.monitoring.sources.base import DataSource, Ordering, SourceParams
+from shared.monitoring.sources.base import DataSource, Ordering, SourceParams, register_source
 from shared.monitoring.window import Window
 from shared.settings import Settings
 from shared.slack.service import SlackService
@@ -65,10 +65,11 @@ class SlackSourceParams(SourceParams):
         return value
 
 
+@register_source("slack")
 class SlackDataSource(DataSource):
     type_key: ClassVar[str] = "slack"
     ordering: ClassVar[Ordering] = "newest_first"
-    default_extractor: ClassVar[str | None] = "shared.slack.thread:thread_to_item"
+    default_extractor: ClassVar[str | None] = "slack_thread"
     Params: ClassVar[type[SourceParams]] = SlackSourceParams
 
     def __init__(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem, Message
+from shared.monitoring.extractors import register_extractor
 
 # Reaction names (without skin tone) read as feedback on the assistant's answers.
 NEGATIVE_REACTIONS: frozenset[str] = frozenset(
@@ -194,6 +195,7 @@ def first_answer_latency(conversation: list[Message]) -> float | None:
     return None
 
 
+@register_extractor("slack_thread")
 def thread_to_item(record: SlackThread | Mapping[str, Any] | Any) -> DatasetItem:
     """The default extractor of `source.type: slack` (item id `<channel>:<thread_ts>`)."""
     if isinstance(record, SlackThread):

@@ -8,12 +8,23 @@ not confirm.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.evaluation.results import EvaluationResult
 from shared.monitoring.run_context import RunContext
+from shared.registry import Registry
 
 PairKey = tuple[str, str]  # (item id, metric name)
+
+
+class SinkParams(BaseModel):
+    """A sink's options from its `publish.sinks` entry; subclass it to declare them."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -35,6 +46,12 @@ class SinkReport:
 class Sink(ABC):
     name: str = ""
     required: bool = True  # a required sink's failure keeps pairs out of the ledger
+    Params: ClassVar[type[SinkParams]] = SinkParams  # what a `publish.sinks` entry may set
+
+    def __init__(self, params: SinkParams | None = None) -> None:
+        """A sink listed in `publish.sinks` is built as `cls(params)`; it reads the run (settings,
+        base_dir, results_dir) from the RunContext its methods receive."""
+        self.params = params if params is not None else self.Params()
 
     async def check(self, run: RunContext) -> None:  # noqa: B027 - optional hook
         """Fail fast before any work (credentials, reachability, schema present)."""
@@ -48,3 +65,29 @@ class Sink(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients."""
+
+
+sink_registry: Registry[type[Sink]] = Registry("sink type")
+# Built-ins register with @register_sink in these modules; they are configured by their own
+# sections (publish.local, publish.postgres, publish.langfuse), not in publish.sinks.
+BUILTIN_SINKS = {
+    "local": "shared.monitoring.sinks.local",
+    "postgres": "shared.database.sink",
+    "langfuse": "shared.langfuse.sink",
+}
+for _key, _module in BUILTIN_SINKS.items():
+    sink_registry.register_lazy(_key, _module)
+
+K = TypeVar("K", bound=type[Sink])
+
+
+def register_sink(key: str) -> Callable[[K], K]:
+    """Class decorator: `publish.sinks: [{type: KEY, ...}]` builds this Sink (docs/plugins.md)."""
+
+    def wrap(cls: K) -> K:
+        if not cls.name:
+            cls.name = key
+        sink_registry.register(key, cls)
+        return cls
+
+    return wrap

@@ -31,13 +31,14 @@ from shared.evaluation.results import (
     item_values,
 )
 from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import PairKey, Sink, SinkReport
+from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sink
 
 ITEMS_FILE = "items.csv"
 RESULTS_FILE = "results.csv"
 WIDE_FILE = "results_with_text.csv"
 
 
+@register_sink("local")
 class LocalSink(Sink):
     name = "local"
 

@@ -14,10 +14,10 @@ are the complete records and hydrating them changes nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -55,7 +55,7 @@ class SourceStats:
 class DataSource(ABC):
     type_key: ClassVar[str] = ""
     ordering: ClassVar[Ordering] = "unordered"
-    # Dotted path of the extractor used when the config says `extractor: default`; None means the
+    # Extractor key (or dotted path) used when the config says `extractor: default`; None means the
     # generic field-path extractor (shared.monitoring.extractors) over Trace or mapping records.
     default_extractor: ClassVar[str | None] = None
     # False for sources that read everything unless given explicit since/until (trace files).
@@ -113,9 +113,24 @@ class DataSource(ABC):
 
 
 source_registry: Registry[type[DataSource]] = Registry("source type")
-source_registry.register_lazy("file", "shared.monitoring.sources.file:FileDataSource")
-source_registry.register_lazy("langfuse", "shared.langfuse.source:LangfuseDataSource")
-source_registry.register_lazy("slack", "shared.slack.source:SlackDataSource")
+# Built-ins register with @register_source in these modules, imported on first use (their SDKs are heavy).
+source_registry.register_lazy("file", "shared.monitoring.sources.file")
+source_registry.register_lazy("langfuse", "shared.langfuse.source")
+source_registry.register_lazy("slack", "shared.slack.source")
+
+S = TypeVar("S", bound=type[DataSource])
+
+
+def register_source(key: str) -> Callable[[S], S]:
+    """Class decorator: `source: {type: KEY, ...}` builds this DataSource (docs/plugins.md)."""
+
+    def wrap(cls: S) -> S:
+        if not cls.type_key:
+            cls.type_key = key
+        source_registry.register(key, cls)
+        return cls
+
+    return wrap
 
 
 def build_source(

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from shared.errors import ConfigError
 from shared.langfuse.trace import Trace
-from shared.monitoring.sources.base import DataSource, InvalidRecord
+from shared.monitoring.sources.base import DataSource, InvalidRecord, register_source
 from shared.monitoring.sources.file_rows import (
     UNDECODABLE,
     BadLine,
@@ -42,6 +42,7 @@ class FileSourceParams(TraceFilterParams):  # trace_name, tags, environment, use
     timestamp_field: str = Field(default="timestamp", description="timestamp column of csv/parquet tables")
 
 
+@register_source("file")
 class FileDataSource(DataSource):
     type_key = "file"
     ordering = "unordered"
