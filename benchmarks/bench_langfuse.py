@@ -8,12 +8,18 @@
    Both wall times, their ratio, client CPU, and how many scores each side actually stored.
 2. Full-trace scoring with the default extractor (children read too).
 3. A sampled run (random n=100) against the full run: requests and response bytes.
-4. Fetch (requests grow with pages) and confirmed score publishing, scores/s.
+4. Peak RSS of whole runs (sampling all, default extractor) at growing window sizes, each run in
+   a fresh process: memory must stay flat in the window.
+5. Confirmed score publishing, scores/s.
 
-The fake runs in a child process so the client's CPU time is the client's alone.
+The fake runs in a child process so the client's CPU time is the client's alone. Both sides get
+one small warm-up run first (imports, connection pools), so the figures are steady-state.
+evalmon's client CPU is printed with and without the run report (report.md/html with charts: a
+fixed cost per run, not per trace).
 
 Sizes: BENCH_LANGFUSE_TRACES (2000; `BENCH_LANGFUSE_TRACES=10000` for the issue's figures),
-BENCH_LANGFUSE_CONCURRENCY (32), BENCH_LANGFUSE_LATENCIES_MS ("0,150"), BENCH_LANGFUSE_SCORES (10000).
+BENCH_LANGFUSE_CONCURRENCY (32), BENCH_LANGFUSE_LATENCIES_MS ("0,150"), BENCH_LANGFUSE_SCORES (10000),
+BENCH_LANGFUSE_RSS_SIZES ("500,2000,8000"; the issue's: "2500,10000,50000").
 BENCH_LANGFUSE_PROFILE=1 prints where evalmon's client CPU goes (cProfile, 0 ms run).
 """
 
@@ -32,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_pipeline import _peak_rss_mb
 from benchmarks.langfuse_fake import FakeLangfuseProcess
 from shared.monitoring.config import MonitorConfig
 from shared.monitoring.monitor import OnlineMonitor
@@ -40,7 +47,9 @@ from shared.settings import Settings
 
 UNTIL = datetime(2026, 11, 22, 12, tzinfo=UTC)
 SINCE = UNTIL - timedelta(hours=1)
-ROOT_FIELDS = {"id": "id", "trace_id": "id", "query": "input", "actual_output": "output"}
+# Every item field on the root observation's own fields: the extractor declares root_only, so
+# evalmon reads what run_batched_evaluation reads (root observations) and no children.
+ROOT_FIELDS = {"query": "input", "actual_output": "output", "retrieved_content": "metadata.documents"}
 OBSERVATIONS_ROUTE = "GET /api/public/v2/observations"
 
 
@@ -77,6 +86,27 @@ def monitor_for(
     return OnlineMonitor(config, settings=settings, base_dir=workdir)
 
 
+class ReportClock:
+    """Times evalmon's run report (a fixed cost per run) so per-trace CPU can be told without it."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        original = OnlineMonitor._write_report
+
+        def timed_report(monitor: OnlineMonitor, *args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            try:
+                return original(monitor, *args, **kwargs)
+            finally:
+                self.cpu_s += time.process_time() - started
+
+        OnlineMonitor._write_report = timed_report  # type: ignore[method-assign]
+
+    def take(self) -> float:
+        spent, self.cpu_s = self.cpu_s, 0.0
+        return spent
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     """(result, wall seconds, this process's CPU seconds, all threads)."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -84,14 +114,16 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def evalmon_run(monitor: OnlineMonitor) -> RunSummary:
-    summary = monitor.run(since=SINCE, until=UNTIL)
+def evalmon_run(monitor: OnlineMonitor, since: datetime = SINCE, until: datetime = UNTIL) -> RunSummary:
+    summary = monitor.run(since=since, until=until)
     if summary.status != "ok":
         raise RuntimeError(f"evalmon run {summary.status}: {summary.errors[:3]}")
     return summary
 
 
-def sdk_run(settings: Settings, metric_name: str, concurrency: int) -> int:
+def sdk_run(
+    settings: Settings, metric_name: str, concurrency: int, since: datetime = SINCE, until: datetime = UNTIL
+) -> int:
     """Langfuse.run_batched_evaluation over the window's root observations; returns scores created."""
     from langfuse import Evaluation, EvaluatorInputs
 
@@ -109,8 +141,8 @@ def sdk_run(settings: Settings, metric_name: str, concurrency: int) -> int:
     filter_json = (
         '[{"type": "boolean", "column": "isRootObservation", "operator": "=", "value": true},'
         '{"type": "string", "column": "traceName", "operator": "=", "value": "athena"},'
-        f'{{"type": "datetime", "column": "startTime", "operator": ">=", "value": "{SINCE.isoformat()}"}},'
-        f'{{"type": "datetime", "column": "startTime", "operator": "<", "value": "{UNTIL.isoformat()}"}}]'
+        f'{{"type": "datetime", "column": "startTime", "operator": ">=", "value": "{since.isoformat()}"}},'
+        f'{{"type": "datetime", "column": "startTime", "operator": "<", "value": "{until.isoformat()}"}}]'
     )
     result = client.run_batched_evaluation(
         mapper=mapper,
@@ -124,8 +156,19 @@ def sdk_run(settings: Settings, metric_name: str, concurrency: int) -> int:
     return int(result.total_scores_created)
 
 
-def bench_compare(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, n: int, concurrency: int) -> None:
+def warm_up(settings: Settings, workdir: Path, concurrency: int) -> None:
+    """One small run each (a 2-minute slice of the window): imports and pools, not measured."""
+    until = SINCE + timedelta(minutes=2)
+    evalmon_run(monitor_for(settings, workdir, "warm_up_evalmon", concurrency), SINCE, until)
+    sdk_run(settings, "warm_up_sdk", concurrency, SINCE, until)
+
+
+def bench_compare(
+    fake: FakeLangfuseProcess, settings: Settings, workdir: Path, n: int, concurrency: int, report: ReportClock
+) -> None:
     latencies = [int(v) for v in os.environ.get("BENCH_LANGFUSE_LATENCIES_MS", "0,150").split(",") if v.strip()]
+    warm_up(settings, workdir, concurrency)
+    report.take()
     print(f"compare: {n} root observations (4 observations per trace), one cheap metric, concurrency {concurrency}")
     print(
         f"  {'latency':>8} | {'evalmon s':>9} {'cpu s':>6} {'stored':>7} | {'SDK s':>7} {'cpu s':>6} {'stored':>7} | ratio"
@@ -136,6 +179,7 @@ def bench_compare(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, 
         monitor = monitor_for(settings, workdir, ours_name, concurrency)
         fake.reset_counters()
         summary, ours_s, ours_cpu = timed(functools.partial(evalmon_run, monitor))
+        report_cpu = report.take()
         ours_counters = fake.counters()
         created, sdk_s, sdk_cpu = timed(functools.partial(sdk_run, settings, sdk_name, concurrency))
         ours_stored, sdk_stored = fake.scores_named(ours_name), fake.scores_named(sdk_name)
@@ -145,7 +189,9 @@ def bench_compare(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, 
         )
         if latency_ms == 0:
             print(
-                f"           evalmon client CPU {1000 * ours_cpu / n:.2f} ms/trace (target <= 0.5), "
+                f"           evalmon client CPU {1000 * ours_cpu / n:.2f} ms/trace, "
+                f"{1000 * (ours_cpu - report_cpu) / n:.2f} ms/trace without the run report "
+                f"({report_cpu:.2f}s per run) (target <= 0.5); "
                 f"{ours_counters['requests'].get(OBSERVATIONS_ROUTE, 0)} observation reads, "
                 f"{ours_counters['response_bytes'] / 1e6:.1f} MB read; confirmed {summary.counts.published_langfuse}, "
                 f"SDK says it created {created}"
@@ -182,6 +228,69 @@ def bench_sampled(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, 
         f"full run {full_req} reads / {full_bytes / 1e6:.2f} MB in {full_s:.2f}s: "
         f"requests {s_req / full_req:.2f}, bytes {s_bytes / full_bytes:.2f} of the full run (target < 0.10)"
     )
+
+
+RSS_UNTIL = SINCE - timedelta(days=1)  # the RSS windows lie before the compared window
+
+
+def rss_windows(sizes: list[int]) -> list[tuple[int, datetime, datetime]]:
+    """One hour-long window per size, back to back, all before the compared window."""
+    return [(n, RSS_UNTIL - timedelta(hours=i + 1), RSS_UNTIL - timedelta(hours=i)) for i, n in enumerate(sizes)]
+
+
+def _rss_child(settings: dict[str, Any], workdir: str, since: datetime, until: datetime, queue: Any) -> None:
+    from shared.process import tune_gc
+
+    tune_gc()  # as the `evalmon` command does
+    try:
+        monitor = monitor_for(Settings(**settings), Path(workdir), "non_empty_rss", 32, extractor_fields={})
+        wall, cpu = time.perf_counter(), time.process_time()
+        summary = evalmon_run(monitor, since, until)
+        queue.put(
+            {
+                "evaluated": summary.counts.evaluated,
+                "seconds": time.perf_counter() - wall,
+                "cpu_s": time.process_time() - cpu,
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+        )
+    except BaseException as exc:  # report instead of leaving the parent waiting
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+def bench_rss(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, sizes: list[int]) -> None:
+    """Peak RSS of a whole run (sampling all, default extractor, Langfuse publish) per window size."""
+    import multiprocessing
+
+    windows = rss_windows(sizes)
+    for n, since, until in windows:
+        fake.seed(n, since, until)
+    ctx = multiprocessing.get_context("spawn")
+    plain = {
+        "langfuse_base_url": settings.langfuse_base_url,
+        "langfuse_public_key": settings.langfuse_public_key,
+        "langfuse_secret_key": fake.secret_key,
+        "langfuse_timeout_s": settings.langfuse_timeout_s,
+    }
+    rows = []
+    for n, since, until in windows:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_rss_child, args=(plain, str(workdir), since, until, queue))
+        proc.start()
+        result: dict[str, Any] = queue.get(timeout=1800)
+        proc.join()
+        if "error" in result:
+            raise RuntimeError(f"RSS run of {n} traces: {result['error']}")
+        assert result["evaluated"] == n, result
+        rows.append((n, result))
+    smallest = rows[0][1]["peak_rss_mb"]
+    print("peak RSS, whole runs (sampling all, default extractor, Langfuse publish), one process each:")
+    for n, r in rows:
+        print(
+            f"  {n:>7} traces: {r['peak_rss_mb']:6.0f} MB ({r['peak_rss_mb'] / smallest:.2f}x the smallest; "
+            f"target <= 1.3x), {r['seconds']:.1f}s, client CPU {1000 * r['cpu_s'] / n:.2f} ms/trace"
+        )
 
 
 def bench_publish(settings: Settings, n_scores: int, concurrency: int) -> None:
@@ -241,6 +350,8 @@ def main() -> None:
     n = int(os.environ.get("BENCH_LANGFUSE_TRACES", "2000"))
     concurrency = int(os.environ.get("BENCH_LANGFUSE_CONCURRENCY", "32"))
     n_scores = int(os.environ.get("BENCH_LANGFUSE_SCORES", "10000"))
+    rss_sizes = [int(v) for v in os.environ.get("BENCH_LANGFUSE_RSS_SIZES", "500,2000,8000").split(",") if v.strip()]
+    report = ReportClock()
     with FakeLangfuseProcess() as fake, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         _, seconds, _ = timed(lambda: fake.seed(n, SINCE, UNTIL))
@@ -249,10 +360,12 @@ def main() -> None:
         if os.environ.get("BENCH_LANGFUSE_PROFILE"):
             profile_evalmon(settings, workdir, n, concurrency)
             return
-        bench_compare(fake, settings, workdir, n, concurrency)
+        bench_compare(fake, settings, workdir, n, concurrency, report)
         bench_default_extractor(fake, settings, workdir, n, concurrency)
         bench_sampled(fake, settings, workdir, n, concurrency)
         bench_publish(settings, n_scores, 8)
+        if rss_sizes:
+            bench_rss(fake, settings, workdir, rss_sizes)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,30 @@ def test_a_run_killed_after_its_first_chunks_keeps_them(tmp_path: Path) -> None:
     assert summary["counts"]["duplicates"] == 10 and summary["counts"]["evaluated"] == 20
     ledger = [r[2] for r in read_rows(tmp_path / "ledger.csv")]
     assert sorted(ledger) == [f"item-{n:03d}" for n in range(30)], "every item recorded exactly once"
+
+
+def test_parquet_parts_hold_the_same_results_as_the_csv_files(tmp_path: Path, traces_file: Path) -> None:
+    from shared.monitoring.sinks.local import read_results
+
+    runs = {}
+    for fmt in ("csv", "parquet"):
+        (tmp_path / fmt).mkdir()
+        config = write_config(
+            tmp_path / fmt,
+            traces_file,
+            evaluation={"chunk_size": 20},
+            publish={"local": {"dir": "runs", "format": fmt}},
+        )
+        runs[fmt] = OnlineMonitor.from_yaml(config, base_dir=tmp_path / fmt).run()
+    parquet_dir = Path(str(runs["parquet"].results_dir))
+    assert len(list((parquet_dir / "results").glob("part-*.parquet"))) == 3, "one part file per chunk"
+    assert not (parquet_dir / "results.csv").exists()
+
+    from_csv, from_parquet = read_results(runs["csv"].results_dir), read_results(parquet_dir)
+    assert len(from_parquet) == len(from_csv) == 2 * runs["csv"].counts.evaluated
+    key = ["id", "metric_name"]
+    a = from_csv.sort_values(key).reset_index(drop=True)
+    b = from_parquet.sort_values(key).reset_index(drop=True)
+    assert a["actual_output"].fillna("").tolist() == b["actual_output"].fillna("").tolist()
+    assert a["metric_score"].tolist() == b["metric_score"].tolist()
+    assert a["passed"].tolist() == b["passed"].tolist(), "typed columns read back as the CSV's"

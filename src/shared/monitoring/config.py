@@ -97,6 +97,10 @@ class DedupConfig(Strict):
 
 class LocalPublishConfig(Strict):
     dir: str = "data/runs"
+    format: Literal["csv", "parquet"] = Field(
+        default="csv",
+        description="items and results as CSV files, or as Parquet part files (one per chunk, zstd; far smaller)",
+    )
     results_with_text: bool = Field(
         default=False,
         description="also write results_with_text.csv: each (item, metric) row with the item's text, for spreadsheets",
