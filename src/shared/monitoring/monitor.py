@@ -139,8 +139,8 @@ class OnlineMonitor:
         DATAFLOW:
           config (YAML + ${ENV} + --set, validated in from_yaml)
           -> metric.setup               judge clients, budget, prompt versions (part of metric versions)
-          -> source.fetch_roots(window) light records (ids, timestamps, names), page by page, the next
-                                        page read ahead; a source that cannot split records: source.fetch
+          -> source.fetch_roots(window) light records (ids, start times; what the sampler reads), page by
+                                        page, the next page read ahead; a source that cannot split records: fetch
           -> source.preview | extractor item identity of a root | the DatasetItem; invalid ones counted
           -> ledger.filter_unscored     PendingItem(item, metrics still needed); the rest are duplicates
           -> sampler                    streaming, seeded: memory O(sample); `all`/`rate` hand items on at once
