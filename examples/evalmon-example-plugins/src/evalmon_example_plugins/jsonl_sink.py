@@ -19,9 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shared.evaluation.results import EvaluationResult
-from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import Sink, SinkParams, SinkReport, register_sink
+from evalmon import EvaluationResult, RunContext, Sink, SinkParams, SinkReport, register_sink
 
 
 class JsonlSinkParams(SinkParams):

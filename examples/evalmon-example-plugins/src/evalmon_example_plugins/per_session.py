@@ -19,9 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.evaluation.item import DatasetItem
-from shared.monitoring.config import SamplingConfig
-from shared.monitoring.sampling import Sampler, SamplerParams, register_sampler
+from evalmon import DatasetItem, Sampler, SamplerParams, SamplingConfig, register_sampler
 
 
 class PerSessionParams(SamplerParams):
