@@ -41,7 +41,7 @@ from shared.monitoring.sinks.base import Sink
 from shared.monitoring.sinks.local import write_summary
 from shared.monitoring.sinks.retention import prune_runs
 from shared.monitoring.sources.base import DataSource, InvalidRecord, build_source
-from shared.monitoring.summary import Counts, Estimate, RunStatus, RunSummary
+from shared.monitoring.summary import Counts, Estimate, MetricEstimate, RunStatus, RunSummary
 from shared.monitoring.window import resolve_window
 from shared.registry import import_dotted
 from shared.reporting import ReportCollector, local_baseline, write_run_report
@@ -155,6 +155,7 @@ class OnlineMonitor:
           -> guards                     warnings when the extraction looks wrong (empty, status objects, ...)
           -> calibration                with `calibration:`, a warning per judge whose kappa against people is low
           -> RunSummary                 returned; written to <results_dir>/summary.json when anything was scored
+          -> report                     report.md + report.html beside it (vs earlier runs); old run folders pruned
         """
         reporter = reporter or Reporter()
         started = time.monotonic()
@@ -503,15 +504,19 @@ class OnlineMonitor:
             await m.setup(context)
 
     async def _prepare_metrics(self, run: RunContext, candidates: list[PendingItem]) -> Estimate | None:
-        """Total the judge calls to come in this chunk (metrics are set up already)."""
-        calls, cost = 0, 0.0
+        """Total the judge calls to come in this chunk, per metric (metrics are set up already)."""
+        by_metric: dict[str, MetricEstimate] = {}
         for m in self.metrics:
             estimate = m.estimate([p.item for p in candidates if p.wants(m.name)])
-            calls, cost = calls + estimate.calls, cost + estimate.cost_usd
-        if calls:
-            log.warning("judge calls planned: %d, estimated cost $%.4f", calls, cost)
-            return Estimate(judge_calls=calls, cost_usd=round(cost, 6))
-        return None
+            if estimate.calls:
+                by_metric[m.name] = MetricEstimate(judge_calls=estimate.calls, cost_usd=round(estimate.cost_usd, 6))
+        if not by_metric:
+            return None
+        calls = sum(e.judge_calls for e in by_metric.values())
+        cost = sum(e.cost_usd for e in by_metric.values())
+        detail = ", ".join(f"{name} {e.judge_calls} (${e.cost_usd:.4f})" for name, e in by_metric.items())
+        log.warning("judge calls planned: %d, estimated cost $%.4f: %s", calls, cost, detail)
+        return Estimate(judge_calls=calls, cost_usd=round(cost, 6), by_metric=by_metric)
 
     async def _evaluate(self, candidates: list[PendingItem], reporter: Reporter) -> EvaluationResult:
         total = sum(1 for p in candidates for m in self.metrics if p.wants(m.name))
@@ -642,8 +647,16 @@ def _add_estimates(total: Estimate | None, chunk: Estimate | None) -> Estimate |
         return total
     if total is None:
         return chunk
+    by_metric = dict(total.by_metric)
+    for name, e in chunk.by_metric.items():
+        before = by_metric.get(name, MetricEstimate())
+        by_metric[name] = MetricEstimate(
+            judge_calls=before.judge_calls + e.judge_calls, cost_usd=round(before.cost_usd + e.cost_usd, 6)
+        )
     return Estimate(
-        judge_calls=total.judge_calls + chunk.judge_calls, cost_usd=round(total.cost_usd + chunk.cost_usd, 6)
+        judge_calls=total.judge_calls + chunk.judge_calls,
+        cost_usd=round(total.cost_usd + chunk.cost_usd, 6),
+        by_metric=by_metric,
     )
 
 
