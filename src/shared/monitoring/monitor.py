@@ -310,7 +310,8 @@ class OnlineMonitor:
             return False
         if needs_of(self.extractor) is not None:
             return True
-        return getattr(self.extractor, "fields", {}).get("id", "id") == "id"
+        fields = getattr(self.extractor, "fields", None)  # the default extractor's configured paths
+        return isinstance(fields, dict) and fields.get("id", "id") == "id"
 
     async def _chunks(
         self, run: RunContext, ledger: ScoredItemsStore, counts: Counts, limit: int | None, reporter: Reporter
