@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from shared.settings import Settings
+from tests.fakes.langfuse_server import FakeLangfuse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,3 +20,21 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("LANGFUSE_", "SLACK_", "OPENAI_")) or name == "DATABASE_URL":
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLangfuse]:
+    """A loopback Langfuse that follows the published API (tests/fakes/langfuse_server.py)."""
+    with FakeLangfuse() as server:
+        yield server
+
+
+@pytest.fixture
+def lf_settings(fake: FakeLangfuse) -> Settings:
+    """Settings pointing the official SDK at the fake."""
+    return Settings(
+        langfuse_base_url=fake.url,
+        langfuse_public_key=fake.public_key,
+        langfuse_secret_key=fake.secret_key,
+        langfuse_timeout_s=10,
+    )

@@ -10,30 +10,8 @@ TESTS_DIR = str(Path(__file__).resolve().parents[1])
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
-from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
-
-import pytest  # noqa: E402
-from fakes.langfuse_server import FakeLangfuse  # noqa: E402
-
-from shared.settings import Settings  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 WINDOW_SINCE = NOW - timedelta(hours=1)
 WINDOW_UNTIL = NOW
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLangfuse]:
-    with FakeLangfuse() as server:
-        yield server
-
-
-@pytest.fixture
-def lf_settings(fake: FakeLangfuse) -> Settings:
-    return Settings(
-        langfuse_base_url=fake.url,
-        langfuse_public_key=fake.public_key,
-        langfuse_secret_key=fake.secret_key,
-        langfuse_timeout_s=10,
-    )

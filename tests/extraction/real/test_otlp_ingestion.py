@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fakes.langfuse_server import FakeLangfuse
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -22,12 +20,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from .capture import fetch_observations
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLangfuse]:
-    with FakeLangfuse() as server:
-        yield server
 
 
 def export(fake: FakeLangfuse, spans: tuple[ReadableSpan, ...], *, times: int = 1) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import csv
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -54,12 +53,6 @@ def fixture_window(framework: str) -> Window:
     known = [s for s in starts if s is not None]
     assert known and len(known) == len(starts)
     return Window(min(known) - timedelta(hours=1), max(known) + timedelta(hours=1), explicit=True)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLangfuse]:
-    with FakeLangfuse() as server:
-        yield server
 
 
 def build_monitor(tmp_path: Path, framework: str, source: str, fake: FakeLangfuse) -> tuple[OnlineMonitor, Window]:
