@@ -120,3 +120,12 @@ def test_baseline_from_earlier_runs_gives_the_change(tmp_path: Path) -> None:
 def test_a_run_with_nothing_scored_still_reports(tmp_path: Path) -> None:
     md_path, html_path = write_run_report(tmp_path, _summary("empty"), ReportCollector())
     assert "Nothing was scored" in md_path.read_text() and "Nothing was scored" in html_path.read_text()
+
+
+def test_charts_draw_rates_of_zero_and_one(tmp_path: Path) -> None:
+    """Wilson bounds at 0% and 100% carry float noise; the chart must still draw."""
+    collector = ReportCollector()
+    collector.add([_row(f"i{i}", "all_pass", 1.0, True) for i in range(13)])  # n where the bounds drift
+    collector.add([_row(f"i{i}", "all_fail", 0.0, False) for i in range(10)])
+    _, html_path = write_run_report(tmp_path, _summary("edges"), collector)
+    assert html_path.read_text(encoding="utf-8").count("data:image/png;base64,") == 2

@@ -74,7 +74,8 @@ def interval_chart(rows: Sequence[Interval], title: str, *, unit_range: bool = T
     for y, row in enumerate(rows):
         if row.band is not None:
             axis.plot(list(row.band), [y, y], color="#bdbdbd", linewidth=7, solid_capstyle="butt")
-        axis.errorbar([row.value], [y], xerr=[[row.value - row.low], [row.high - row.value]], fmt="o", color="#3949ab")
+        below, above = max(0.0, row.value - row.low), max(0.0, row.high - row.value)  # float noise at 0% and 100%
+        axis.errorbar([row.value], [y], xerr=[[below], [above]], fmt="o", color="#3949ab")
     axis.set_yticks(range(len(rows)), [row.label for row in rows], fontsize=8)
     axis.set_ylim(-0.7, len(rows) - 0.3)
     if unit_range:
