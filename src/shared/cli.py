@@ -140,6 +140,14 @@ def run(
     raise typer.Exit(guarded(body))
 
 
+def table_width(table: Table) -> int:
+    """The width a table needs to show every cell whole."""
+    from rich.console import Console as Measurer
+
+    measured = Measurer(width=10_000).measure(table)
+    return int(measured.maximum)
+
+
 def print_summary(summary: Any) -> None:
     """The human view of a RunSummary."""
     c = summary.counts
@@ -167,6 +175,8 @@ def print_summary(summary: Any) -> None:
         from shared.evaluation.metric import direction_label
 
         table = Table("metric", "direction", "n", "mean", "pass rate", "errors", "skipped")
+        for column in table.columns:
+            column.no_wrap = True
         for name, m in summary.metrics.items():
             table.add_row(
                 name,
@@ -177,7 +187,9 @@ def print_summary(summary: Any) -> None:
                 str(m.errors),
                 str(m.skipped),
             )
-        out.print(table)
+        # a pipe or a CI log has no width: never crop metric names to the 80 columns rich assumes
+        wide = out if out.is_terminal else Console(width=max(out.width, table_width(table)))
+        wide.print(table)
     elif c.sampled == 0:
         out.print("nothing new to score")
     for alert in summary.alerts:
