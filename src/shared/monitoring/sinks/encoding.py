@@ -17,6 +17,7 @@ import dataclasses
 import re
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from shared.evaluation.item import DatasetItem
@@ -32,6 +33,27 @@ def needs_repair(text: str) -> bool:
     if text.isascii():
         return NUL in text
     return _UNSTORABLE.search(text) is not None
+
+
+def _model_fields(value: Any) -> Any:
+    """orjson's fallback: a pydantic model as its fields and extras (what `TextRepair.model` walks)."""
+    if isinstance(value, BaseModel):
+        return (value.__dict__, value.__pydantic_extra__)
+    raise TypeError(type(value).__name__)
+
+
+def surely_clean(value: Any) -> bool:
+    """True only when no string inside `value` can need repair; False means "walk it and see".
+
+    orjson walks the same containers in C (strings, dicts, lists, tuples, models through
+    `_model_fields`) and refuses surrogates; NUL shows as an escape in its output. Anything it
+    cannot encode, or an escaped backslash-u-0000 in the text, only sends the value to the walk.
+    """
+    try:
+        blob = orjson.dumps(value, default=_model_fields, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return False
+    return b"\\u0000" not in blob
 
 
 def repair_text(text: str) -> str:
@@ -78,6 +100,8 @@ class TextRepair:
 
     def model(self, model: BaseModel, *, keep: frozenset[str] = frozenset()) -> Any:
         """The model with repaired fields (extras included); fields named in `keep` are left alone."""
+        if surely_clean(model):
+            return model
         updates = {
             name: new
             for name, old in model.__dict__.items()
@@ -95,8 +119,11 @@ def encodable_results(results: EvaluationResult) -> tuple[EvaluationResult, int]
     """`results` with every text value storable by every sink, and how many values were repaired.
 
     Returns `results` itself when nothing needed repair. Items shared by several rows (one per
-    metric) are checked once.
+    metric) are checked once. Clean results, the usual case, cost one orjson pass and no walk.
     """
+    unique_items = {id(row.item): row.item for row in results}
+    if surely_clean([list(unique_items.values()), [row.result for row in results]]):
+        return results, 0
     repair = TextRepair()
     items: dict[int, DatasetItem] = {}
     rows: list[ResultRow] = []
