@@ -18,6 +18,7 @@ from shared.database import ledger as ledger_module
 from shared.database.ledger import PostgresScoredItemsStore
 from shared.errors import ConfigError
 from shared.evaluation.item import DatasetItem
+from shared.evaluation.runner import PendingItem
 from shared.monitoring.ledger.base import LedgerEntry
 from shared.settings import Settings
 
@@ -38,8 +39,18 @@ def _entries(run_id: str, ids: Sequence[str], versions: dict[str, str], monitor:
 def _pending(
     store: PostgresScoredItemsStore, items: Sequence[DatasetItem], versions: dict[str, str]
 ) -> dict[str, set[str]]:
-    got = asyncio.run(store.filter_unscored(items, versions))
+    got = asyncio.run(_filter_and_close(store, items, versions))
     return {p.item.id: set(p.metric_names or ()) for p in got}
+
+
+async def _filter_and_close(
+    store: PostgresScoredItemsStore, items: Sequence[DatasetItem], versions: dict[str, str]
+) -> list[PendingItem]:
+    """One lookup, then close: the store's lease heartbeat must not outlive the test."""
+    try:
+        return await store.filter_unscored(items, versions)
+    finally:
+        await store.close()
 
 
 def test_versions_decide_what_is_still_needed(migrated: Settings) -> None:
@@ -79,7 +90,7 @@ def test_versions_decide_what_is_still_needed(migrated: Settings) -> None:
 
 def test_duplicate_ids_in_one_page_come_back_once(migrated: Settings) -> None:
     store = _store(migrated)
-    got = asyncio.run(store.filter_unscored([item("a"), item("a", query="dup"), item("b")], V1))
+    got = asyncio.run(_filter_and_close(store, [item("a"), item("a", query="dup"), item("b")], V1))
     assert [p.item.id for p in got] == ["a", "b"]
     assert got[0].item.query == "q a"
 
@@ -184,6 +195,7 @@ import asyncio, sys
 from pydantic import SecretStr
 from shared.database.ledger import PostgresScoredItemsStore
 from shared.evaluation.item import DatasetItem
+from shared.evaluation.runner import PendingItem
 from shared.settings import Settings
 
 async def main():
