@@ -101,3 +101,24 @@ def test_a_row_postgres_refuses_fails_alone_and_the_rest_is_stored(migrated: Set
         conn.execute(f'SET search_path TO "{migrated.evalmon_db_schema}"')
         stored = conn.execute("SELECT count(*), count(DISTINCT item_id) FROM evaluation_results").fetchone()
     assert stored == (24, 12)
+
+
+def test_an_absurd_token_count_is_stored_capped_not_wrapped(migrated: Settings) -> None:
+    """Binary COPY into an `integer` column wraps 2**40 to 0; the sink caps it at the column's maximum."""
+    run = run_context(migrated)
+    res = results(row(item("tokens"), input_tokens=2**40, output_tokens=7))
+
+    async def go() -> PublishOutcome:
+        sink = PostgresSink(migrated)
+        try:
+            await sink.check(run)
+            return await publish_results(run, res, [sink])
+        finally:
+            await sink.aclose()
+
+    assert asyncio.run(go()).errors == []
+    assert migrated.database_url is not None
+    with psycopg.connect(migrated.database_url.get_secret_value()) as conn:
+        conn.execute(f'SET search_path TO "{migrated.evalmon_db_schema}"')
+        stored = conn.execute("SELECT input_tokens, output_tokens FROM evaluation_results").fetchone()
+    assert stored == (2**31 - 1, 7)

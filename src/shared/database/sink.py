@@ -61,6 +61,7 @@ from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sin
 from shared.retry import async_retrying
 from shared.settings import Settings
 
+INT4_MAX = 2**31 - 1  # the token columns are `integer`
 log = logging.getLogger(__name__)
 
 ITEM_COLUMNS = (
@@ -269,8 +270,8 @@ def result_records(run: RunContext, rows: Sequence[ResultRow], created_at: datet
             model if model is None or NUL not in model else clean_text(model),
             prompt_name if prompt_name is None or NUL not in prompt_name else clean_text(prompt_name),
             prompt_version if prompt_version is None or NUL not in prompt_version else clean_text(prompt_version),
-            r.input_tokens,
-            r.output_tokens,
+            min(r.input_tokens, INT4_MAX),  # binary COPY would wrap a larger count silently
+            min(r.output_tokens, INT4_MAX),
             item_key[1],
             created_at,
         )
