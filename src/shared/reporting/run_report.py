@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.reporting import charts
+import shared.reporting.charts as charts
 from shared.reporting.collector import MetricTally, ReportCollector, WorstItem
 
 log = logging.getLogger(__name__)

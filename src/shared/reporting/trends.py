@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import shared.reporting.charts as charts
 from shared.errors import ConfigError
 from shared.evaluation.item import to_utc
-from shared.reporting import charts
 from shared.reporting.stats import wilson_interval, z_for
 from shared.settings import Settings
 
