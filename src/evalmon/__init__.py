@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     )
     from shared.evaluation.results import EvaluationResult, ResultRow
     from shared.evaluation.runner import evaluate
-    from shared.langfuse.trace import Observation, Trace, TraceCollection
     from shared.monitoring.config import MonitorConfig, SamplingConfig
     from shared.monitoring.extractors import extractor_registry, register_extractor
     from shared.monitoring.loader import load_monitor_config
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from shared.registry import Registry
     from shared.reporting.run_report import write_run_report
     from shared.reporting.trends import build_trends, load_run_summaries, write_trend_report
+    from shared.traces import Observation, Trace, TraceCollection
 
 __all__ = [
     "BaseMetric",

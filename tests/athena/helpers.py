@@ -12,7 +12,7 @@ from typing import Any
 from implementations.athena.generate_traces import GeneratedTrace
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricResult
-from shared.langfuse.trace import Trace
+from shared.traces import Trace
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "samples" / "athena_traces.jsonl"

@@ -14,7 +14,7 @@ from implementations.athena.generate_traces import GeneratedTrace, generate_trac
 from implementations.athena.langfuse.prompt_patterns import AthenaPromptPatterns
 from implementations.athena.metrics import ReferReasonGiven
 from shared.errors import InvalidRecordError
-from shared.langfuse.trace import Trace
+from shared.traces import Trace
 
 from .helpers import SAMPLE, as_trace, by_defect, group_rows, read_jsonl
 

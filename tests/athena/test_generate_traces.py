@@ -21,7 +21,7 @@ from implementations.athena.generate_traces import (
     main,
     write_traces,
 )
-from shared.langfuse.trace import parse_time
+from shared.traces import parse_time
 
 from .helpers import SAMPLE, group_rows, read_jsonl
 

@@ -19,7 +19,7 @@ from shared.langfuse.prompt_patterns import (
     section_patterns,
     variable_name,
 )
-from shared.langfuse.trace import Trace
+from shared.traces import Trace
 
 PROMPT = """CASE ASSESSMENT:
 Should we bind this risk for Harbor Co.?

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from implementations.athena.generate_traces import generate_rows
-from shared.langfuse.trace import Trace
 from shared.monitoring.sources.base import InvalidRecord
 from shared.monitoring.sources.file import FileDataSource, FileSourceParams
 from shared.monitoring.window import Window
 from shared.settings import Settings
+from shared.traces import Trace
 
 WIDE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from implementations.athena.generate_traces import generate_rows
 from shared.cli import app
-from shared.langfuse.trace import Trace, TraceCollection
 from shared.monitoring.ledger.csv_store import read_rows
 from shared.monitoring.sources.base import InvalidRecord
 from shared.monitoring.sources.file import FileDataSource, FileSourceParams
 from shared.monitoring.window import Window
 from shared.settings import Settings
+from shared.traces import Trace, TraceCollection
 from tests.core.conftest import write_config
 
 WIDE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))

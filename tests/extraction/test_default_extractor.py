@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from shared.langfuse.trace import Trace
 from shared.monitoring.extractors import (
     ExtractorNeeds,
     FieldPathExtractor,
@@ -16,6 +15,7 @@ from shared.monitoring.extractors import (
     needs_of,
     resolve_extractor,
 )
+from shared.traces import Trace
 from tests.extraction.helpers import DEFAULT, field_errors, items_from_file
 from tests.extraction.shapes import SHAPES, generate, write_rows, write_v3
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.langfuse.trace import parse_time
 from shared.settings import Settings
+from shared.traces import parse_time
 from tests.extraction.helpers import field_errors, items_from_file, items_from_langfuse
 from tests.extraction.shapes import SHAPES, generate, write_rows, write_v3
 from tests.fakes.langfuse_server import FakeLangfuse

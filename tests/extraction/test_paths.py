@@ -14,10 +14,10 @@ import yaml
 from shared.errors import ConfigError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import build_metric, read_field
-from shared.langfuse.trace import Trace
 from shared.monitoring.extractors import FieldPathExtractor, FieldSpec, extract_with_origins, get_path
 from shared.monitoring.monitor import OnlineMonitor
 from shared.settings import Settings
+from shared.traces import Trace
 from tests.extraction.helpers import WINDOW, items_from_file
 from tests.extraction.shapes import Case, generate, write_rows
 

@@ -142,7 +142,7 @@ def test_inspect_a_bad_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_proposals_follow_the_trace_shape(tmp_path: Path) -> None:
-    from shared.langfuse.trace import TraceCollection
+    from shared.traces import TraceCollection
 
     chat = propose_fields(TraceCollection.from_file(write_jsonl(tmp_path / "chat.jsonl", chat_traces(8))).traces)
     assert chat.extractor_fields() == {"actual_output": "output.answer", "query": "input.query"}
@@ -257,7 +257,7 @@ def test_validate_sample_against_langfuse(tmp_path: Path, fake: FakeLangfuse) ->
 
 
 def test_tree_shape_counts_repeated_observations() -> None:
-    from shared.langfuse.trace import Trace
+    from shared.traces import Trace
 
     rows = rag_traces(2)
     # a second llm call in the first trace: two observations at one position of the tree
@@ -277,8 +277,8 @@ def test_proposals_on_traces_from_real_instrumentation_read_what_a_person_reads(
     """LangChain LCEL, a LangGraph agent, @observe and langfuse.openai, captured through the fake's OTLP
     endpoint: every proposed field extracts the reading in expected.json on every trace; a field no
     single path reads is left to the default extractor, never proposed wrong."""
-    from shared.langfuse.trace import TraceCollection
     from shared.monitoring.extractors import FieldPathExtractor
+    from shared.traces import TraceCollection
 
     expected = {e["trace_id"]: e for e in json.loads((REAL / "expected.json").read_text(encoding="utf-8")).values()}
     traces = TraceCollection.from_file(REAL / f"{framework}.jsonl").traces

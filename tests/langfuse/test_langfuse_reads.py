@@ -10,11 +10,11 @@ from fakes.langfuse_server import FakeLangfuse, generate_traces
 
 from shared.langfuse.limiter import AdaptiveLimiter
 from shared.langfuse.source import LangfuseDataSource
-from shared.langfuse.trace import Trace
 from shared.monitoring.needs import ExtractorNeeds
 from shared.monitoring.sources.base import build_source
 from shared.monitoring.window import Window
 from shared.settings import Settings
+from shared.traces import Trace
 
 WINDOW = Window(WINDOW_SINCE, WINDOW_UNTIL, explicit=True)
 READS = "GET /api/public/v2/observations"

@@ -10,10 +10,10 @@ from fakes.langfuse_server import FakeLangfuse, generate_traces
 
 from shared.errors import ConfigError, SourceError
 from shared.langfuse.source import LangfuseDataSource, LangfuseSourceParams
-from shared.langfuse.trace import Trace
 from shared.monitoring.sources.base import build_source
 from shared.monitoring.window import Window
 from shared.settings import Settings
+from shared.traces import Trace
 
 WINDOW = Window(WINDOW_SINCE, WINDOW_UNTIL, explicit=True)
 

@@ -7,8 +7,8 @@ from conftest import WINDOW_SINCE, WINDOW_UNTIL
 from fakes.langfuse_server import FakeLangfuse, generate_traces
 
 from shared.evaluation.item import DatasetItem
-from shared.langfuse.trace import Trace, TraceCollection
 from shared.settings import Settings
+from shared.traces import Trace, TraceCollection
 
 
 def write_rows(path: Path, n: int) -> list[dict]:

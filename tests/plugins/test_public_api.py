@@ -44,11 +44,11 @@ def test_lazy_packages_list_each_name_once_in_imports_and_all(package: str) -> N
 def test_the_names_notebooks_and_plugins_import() -> None:
     import evalmon
     from shared.evaluation.metric import metric
-    from shared.langfuse.trace import Trace, TraceCollection
     from shared.monitoring.monitor import OnlineMonitor
     from shared.monitoring.sinks.base import register_sink
     from shared.reporting.run_report import write_run_report
     from shared.reporting.trends import build_trends
+    from shared.traces import Trace, TraceCollection
 
     assert evalmon.OnlineMonitor is OnlineMonitor and evalmon.metric is metric
     assert evalmon.Trace is Trace and evalmon.TraceCollection is TraceCollection
@@ -62,7 +62,7 @@ def test_importing_the_api_imports_nothing_heavy() -> None:
     must not pull in the monitor, the SDKs, psycopg, pandas or matplotlib."""
     heavy = ["shared.monitoring.monitor", "langfuse", "psycopg", "pandas", "matplotlib", "openai", "slack_sdk"]
     code = (
-        "import sys, evalmon, shared.monitoring.config, shared.langfuse.trace, shared.database; "
+        "import sys, evalmon, shared.monitoring.config, shared.traces, shared.database; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -32,7 +32,7 @@ from typing import Any
 from implementations.athena.langfuse.prompt_patterns import PATTERNS, parse_context_items, parse_flags
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem
-from shared.langfuse.trace import Observation, Trace, prompt_text
+from shared.traces import Observation, Trace, prompt_text
 
 RECOMMENDATION_STEP = "recommendation"
 LOOKUP_STEP = "rule-lookup"

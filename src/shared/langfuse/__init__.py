@@ -1,7 +1,7 @@
 """Langfuse: the trace model, the Langfuse source and sink, prompts and the webhook.
 
 The names below load on first use (`shared.exports`): the Langfuse SDK is imported only by what
-needs it, not by `shared.langfuse.trace`.
+needs it, not by `shared.traces`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from shared.langfuse.client import make_client
     from shared.langfuse.sink import LangfuseSink
     from shared.langfuse.source import LangfuseDataSource, LangfuseSourceParams
-    from shared.langfuse.trace import Observation, Trace, TraceCollection
+    from shared.traces import Observation, Trace, TraceCollection
 
 __all__ = [
     "LangfuseDataSource",

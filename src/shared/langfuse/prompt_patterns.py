@@ -7,7 +7,7 @@ each implementation declares, per workflow step, which sections of the prompt ho
 A prompt usually has header lines (`CASE ASSESSMENT:`, `## CONTEXT DATA`) followed by a body that
 runs until the next header. `create_extraction_pattern` builds the regex for one such section;
 `PromptPatternsBase` maps step names to named patterns and is what `Step.variables`
-(shared.langfuse.trace) calls:
+(shared.traces) calls:
 
     class MyPatterns(PromptPatternsBase):
         patterns = {"recommendation": section_patterns(["CASE ASSESSMENT", "CONTEXT DATA"])}
@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from shared.langfuse.trace import normalise_key
+from shared.traces import normalise_key
 
 _HEADER_PREFIX = r"^[ \t]*(?:#{1,6}[ \t]*|\*\*)?"  # plain, markdown `## `, or bold `**`
 # A header ends with a colon (`FLAGS:`, `**FLAGS:**`, `**FLAGS**:`) or stands alone on its line, so

@@ -40,12 +40,12 @@ from shared.errors import ConfigError, SourceError, TransientError
 from shared.evaluation.item import DatasetItem
 from shared.langfuse.client import CallStats, call_api, check_connection, make_client
 from shared.langfuse.limiter import AdaptiveLimiter
-from shared.langfuse.trace import Trace, parse_time
 from shared.monitoring.needs import ExtractorNeeds
 from shared.monitoring.read_ahead import map_ahead, read_ahead
 from shared.monitoring.sources.base import DataSource, InvalidRecord, SourceParams, register_source
 from shared.monitoring.window import Window, iso
 from shared.registry import import_dotted
+from shared.traces import Trace, parse_time
 
 FIELD_GROUP_ORDER = ("core", "basic", "time", "io", "metadata", "model", "usage", "prompt", "metrics", "trace_context")
 ALL_FIELDS = ",".join(FIELD_GROUP_ORDER)

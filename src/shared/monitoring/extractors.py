@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from shared.errors import ConfigError, InvalidRecordError
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import FIELD_PATHS_KEY  # where metric `field:` paths land in an item
-from shared.langfuse.trace import Trace, parse_time
 from shared.monitoring.extraction.default import read_trace
 from shared.monitoring.extraction.documents import documents_of, numbered
 from shared.monitoring.extraction.paths import FieldSpec, as_spec, get_path, resolve_spec, tolerant_get
 from shared.monitoring.extraction.text import as_text
 from shared.monitoring.needs import EVERYTHING, ExtractorNeeds, needs_of
 from shared.registry import Registry
+from shared.traces import Trace, parse_time
 
 __all__ = [
     "EVERYTHING",

@@ -24,10 +24,10 @@ import orjson
 
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem
-from shared.langfuse.trace import Observation, Trace
 from shared.monitoring.guards import is_empty, item_warnings, preview
 from shared.monitoring.sources.base import DataSource, InvalidRecord
 from shared.monitoring.window import Window, iso, resolve_window
+from shared.traces import Observation, Trace
 
 if TYPE_CHECKING:
     from rich.console import Console

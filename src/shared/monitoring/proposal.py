@@ -24,13 +24,13 @@ from typing import Any
 
 import yaml
 
-from shared.langfuse.trace import Trace, prompt_text
 from shared.monitoring.extraction.default import names_retrieval
 from shared.monitoring.extraction.documents import documents_of
 from shared.monitoring.extraction.paths import FieldSpec, get_path, resolve_spec
 from shared.monitoring.extraction.text import answer_of, question_of
 from shared.monitoring.guards import is_empty, is_prose, looks_like_status
 from shared.monitoring.inspection import describe
+from shared.traces import Trace, prompt_text
 
 FIELD_ORDER = ("actual_output", "query", "retrieved_content")
 MIN_COVERAGE = 0.8  # of the sampled traces: below that, one path does not describe the app

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError, EvalmonError
-from shared.langfuse.trace import Trace
 from shared.monitoring.inspection import collect_sample
 from shared.monitoring.proposal import Proposal, propose_fields, yaml_scalar
 from shared.monitoring.window import iso, resolve_window
 from shared.settings import Settings
+from shared.traces import Trace
 
 STARTER_METRICS = ("non_empty", "pii_leakage", "refusal")
 

@@ -21,11 +21,11 @@ import yaml
 from fakes.langfuse_server import FakeLangfuse
 
 from shared.evaluation.item import DatasetItem
-from shared.langfuse.trace import parse_time
 from shared.monitoring.monitor import OnlineMonitor
 from shared.monitoring.sources.base import InvalidRecord
 from shared.monitoring.window import Window
 from shared.settings import Settings
+from shared.traces import parse_time
 
 from .capture import FRAMEWORKS
 

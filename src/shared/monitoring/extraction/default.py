@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.langfuse.trace import Observation, Trace, prompt_text
 from shared.monitoring.extraction.documents import Doc, documents_of, numbered, numbered_items
 from shared.monitoring.extraction.paths import section_text
 from shared.monitoring.extraction.text import Found, answer_of, as_text, question_of
+from shared.traces import Observation, Trace, prompt_text
 
 RETRIEVAL_NAME_STEMS = ("retriev", "search", "context", "kb", "doc", "lookup", "knowledge")
 RETRIEVAL_TYPES = ("TOOL", "SPAN", "CHAIN")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.langfuse.trace import parse_jsonish
+from shared.traces import parse_jsonish
 
 DOC_TEXT_KEYS = (
     "page_content",

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.langfuse.prompt_patterns import create_extraction_pattern
-from shared.langfuse.trace import Observation, Record, Step, Trace, normalise_key, parse_jsonish, prompt_text
+from shared.traces import Observation, Record, Step, Trace, normalise_key, parse_jsonish, prompt_text
 
 TYPE_PREFIX = "type:"
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.langfuse.trace import parse_jsonish
+from shared.traces import parse_jsonish
 
 # A root output holding one of these keys declares its answer there; a null or blank value is an
 # empty answer (the app answered nothing), not a reason to look elsewhere.

@@ -6,7 +6,7 @@
 - The older trace-with-observations shape (`GET /api/public/traces/{id}` of v3, trace exports):
   one JSON object per line, a JSON list, or an API page `{"data": [...]}`.
 - CSV / Parquet item tables: each row is a mapping record for the field-path extractor.
-Both trace shapes become `shared.langfuse.trace.Trace`, so extractors never care which it was.
+Both trace shapes become `shared.traces.Trace`, so extractors never care which it was.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.errors import ConfigError
-from shared.langfuse.trace import Trace
 from shared.monitoring.sources.base import DataSource, InvalidRecord, register_source
 from shared.monitoring.sources.file_rows import (
     UNDECODABLE,
@@ -30,6 +29,7 @@ from shared.monitoring.sources.file_rows import (
 )
 from shared.monitoring.sources.filters import TraceFilterParams, keeps
 from shared.monitoring.window import Window
+from shared.traces import Trace
 
 _NO_ID = "\x00no-trace-id"
 FileFormat = Literal["auto", "observations", "traces", "csv", "parquet"]
@@ -170,7 +170,7 @@ def _timestamp(record: Any) -> Any:
     if isinstance(record, Trace):
         return record.timestamp
     if isinstance(record, dict):
-        from shared.langfuse.trace import parse_time
+        from shared.traces import parse_time
 
         return parse_time(record.get("timestamp") or record.get("source_timestamp"))
     return None

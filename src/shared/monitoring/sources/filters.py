@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from shared.langfuse.trace import Trace, parse_jsonish
 from shared.monitoring.sources.base import SourceParams
+from shared.traces import Trace, parse_jsonish
 
 
 class TraceFilterParams(SourceParams):

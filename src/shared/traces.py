@@ -1,4 +1,4 @@
-"""One normalised trace model, whatever the trace came from.
+"""One normalised trace model, whatever the trace came from (files, the Langfuse API, exports).
 
 Langfuse v4 observation rows (`GET /api/public/v2/observations`, grouped by `traceId`) and the
 older trace-with-observations shape (`GET /api/public/traces/{id}`) both become a `Trace`, so
