@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shared.monitoring.run_context import RunContext
     from shared.monitoring.sampling import Sampler, SamplerParams, register_sampler, sampler_registry
     from shared.monitoring.sinks.base import Sink, SinkParams, SinkReport, register_sink, sink_registry
+    from shared.monitoring.sinks.local import read_results
     from shared.monitoring.sources.base import (
         DataSource,
         InvalidRecord,
@@ -96,6 +97,7 @@ __all__ = [
     "load_run_summaries",
     "metric",
     "metric_registry",
+    "read_results",
     "register_extractor",
     "register_sampler",
     "register_sink",

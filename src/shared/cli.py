@@ -201,6 +201,10 @@ def print_summary(summary: Any) -> None:
     for warning in summary.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     out.print(f"results: {summary.results_dir}")
+    if summary.results_dir:
+        from shared.monitoring.sinks.local import how_to_open
+
+        out.print(f"  {escape(how_to_open(summary.results_dir))}", highlight=False)
 
 
 @app.command()

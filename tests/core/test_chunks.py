@@ -1,6 +1,6 @@
 """Runs stream in chunks: each chunk is evaluated, published and recorded before the next, the
 summary adds the chunks up, a killed run keeps its finished chunks, and the local files hold
-each item's text once."""
+each item's text once (Parquet parts by default, or CSV files)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import yaml
 
 from shared.monitoring.ledger.csv_store import read_rows
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from tests.core.conftest import write_config
 
 PLUGIN = """
@@ -62,14 +63,14 @@ def test_chunks_add_up_to_the_same_run(tmp_path: Path, traces_file: Path) -> Non
     assert chunked.metrics == whole.metrics
     evaluated = chunked.counts.evaluated
     assert evaluated > 7 * 5, "several chunks"
-    results_dir = Path(str(chunked.results_dir))
-    assert len(csv_rows(results_dir / "items.csv")) == evaluated
-    assert len(csv_rows(results_dir / "results.csv")) == 2 * evaluated
+    results = read_results(str(chunked.results_dir))
+    assert len(results) == 2 * evaluated and results["id"].nunique() == evaluated
     assert len(list(read_rows(tmp_path / "chunked" / "ledger.csv"))) == chunked.counts.recorded == 2 * evaluated
 
 
 def test_item_text_is_written_once_and_the_wide_view_only_when_asked(tmp_path: Path, traces_file: Path) -> None:
-    summary = OnlineMonitor.from_yaml(write_config(tmp_path, traces_file), base_dir=tmp_path).run()
+    csv_files = {"local": {"dir": "runs", "format": "csv"}}
+    summary = OnlineMonitor.from_yaml(write_config(tmp_path, traces_file, publish=csv_files), base_dir=tmp_path).run()
     results_dir = Path(str(summary.results_dir))
     items, results = csv_rows(results_dir / "items.csv"), csv_rows(results_dir / "results.csv")
     assert {"query", "actual_output"} <= set(items[0]) and not {"query", "actual_output"} & set(results[0])
@@ -77,7 +78,8 @@ def test_item_text_is_written_once_and_the_wide_view_only_when_asked(tmp_path: P
     assert not (results_dir / "results_with_text.csv").exists()
 
     (tmp_path / "wide").mkdir()
-    config = write_config(tmp_path / "wide", traces_file, publish={"local": {"dir": "runs", "results_with_text": True}})
+    wide_too = {"local": {"dir": "runs", "format": "csv", "results_with_text": True}}
+    config = write_config(tmp_path / "wide", traces_file, publish=wide_too)
     wide_run = OnlineMonitor.from_yaml(config, base_dir=tmp_path / "wide").run()
     wide = csv_rows(Path(str(wide_run.results_dir)) / "results_with_text.csv")
     text = {i["id"]: i["actual_output"] for i in items}
@@ -136,8 +138,10 @@ def test_a_run_killed_after_its_first_chunks_keeps_them(tmp_path: Path) -> None:
     recorded = list(read_rows(tmp_path / "ledger.csv"))
     assert sorted(r[2] for r in recorded) == [f"item-{n:03d}" for n in range(10)]
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert [r["id"] for r in csv_rows(run_dir / "results.csv")] == [f"item-{n:03d}" for n in range(10)]
-    assert len(csv_rows(run_dir / "items.csv")) == 10
+    assert len(list((run_dir / "results").glob("part-*.parquet"))) == 2, "a part file per finished chunk"
+    kept = read_results(run_dir)
+    assert kept["id"].tolist() == [f"item-{n:03d}" for n in range(10)]
+    assert kept["query"].tolist() == [f"question {n}" for n in range(10)]
 
     rerun = _run(config)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -148,8 +152,6 @@ def test_a_run_killed_after_its_first_chunks_keeps_them(tmp_path: Path) -> None:
 
 
 def test_parquet_parts_hold_the_same_results_as_the_csv_files(tmp_path: Path, traces_file: Path) -> None:
-    from shared.monitoring.sinks.local import read_results
-
     runs = {}
     for fmt in ("csv", "parquet"):
         (tmp_path / fmt).mkdir()

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from shared.cli import app
 from shared.monitoring.ledger.csv_store import read_rows
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from tests.core.conftest import write_config
 
 runner = CliRunner()
@@ -38,9 +39,8 @@ def test_run_then_rerun_finds_nothing_new(tmp_path: Path, traces_file: Path) -> 
     assert counts["sampled"] == counts["evaluated"] == 60 - counts["invalid"]
     assert counts["recorded"] == 2 * counts["evaluated"]
     assert set(first["metrics"]) == {"non_empty", "pii_leakage"}
-    results_csv = Path(first["results_dir"]) / "results.csv"
-    assert results_csv.exists() and (Path(first["results_dir"]) / "summary.json").exists()
-    assert len(results_csv.read_text(encoding="utf-8").splitlines()) > counts["recorded"]
+    assert (Path(first["results_dir"]) / "summary.json").exists()
+    assert len(read_results(first["results_dir"])) == counts["recorded"]
 
     code, second = run_json(str(config))
     assert code == 0 and second["status"] == "ok"
@@ -69,7 +69,7 @@ def test_dry_run_writes_local_files_but_no_ledger(tmp_path: Path, traces_file: P
     config = write_config(tmp_path, traces_file)
     code, summary = run_json(str(config), "--dry-run")
     assert code == 0 and summary["status"] == "dry_run" and summary["counts"]["recorded"] == 0
-    assert (Path(summary["results_dir"]) / "results.csv").exists()
+    assert len(read_results(summary["results_dir"])) == 2 * summary["counts"]["evaluated"] > 0
     assert not (tmp_path / "ledger.csv").exists()
 
 

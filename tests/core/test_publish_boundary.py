@@ -4,10 +4,10 @@ a row the local sink still cannot write fails alone, and no temporary file outli
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from shared.cli import app
@@ -19,7 +19,7 @@ from shared.monitoring.publishing import PublishOutcome, publish_results
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import Sink, SinkReport
 from shared.monitoring.sinks.encoding import encodable_results
-from shared.monitoring.sinks.local import LocalSink
+from shared.monitoring.sinks.local import LocalSink, read_results
 from shared.settings import Settings
 from tests.core.conftest import write_config
 from tests.database.helpers import run_context
@@ -68,42 +68,51 @@ def publish(run: RunContext, results: EvaluationResult) -> PublishOutcome:
     return asyncio.run(publish_results(run, results, [LocalSink()]))
 
 
-def local_run(tmp_path: Path) -> RunContext:
+FORMATS = ["parquet", "csv"]
+
+
+def local_run(tmp_path: Path, file_format: str = "parquet") -> RunContext:
     run = run_context(Settings())
     run.base_dir = tmp_path  # results under tmp_path/<publish.local.dir>/<run_id>
+    run.config.publish.local.format = file_format  # type: ignore[assignment]
     return run
 
 
-def test_the_local_sink_writes_every_row_of_a_poisoned_run(tmp_path: Path) -> None:
-    run = local_run(tmp_path)
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_the_local_sink_writes_every_row_of_a_poisoned_run(tmp_path: Path, file_format: str) -> None:
+    run = local_run(tmp_path, file_format)
     outcome = publish(run, poisoned())
     assert outcome.errors == [] and outcome.repaired_text == 7
     assert len(outcome.recordable) == 4
-    rows = list(csv.DictReader((run.results_dir / "results.csv").open(encoding="utf-8")))
-    assert [r["id"] for r in rows] == ["bad", "bad", "good", "good"]
-    items = list(csv.DictReader((run.results_dir / "items.csv").open(encoding="utf-8")))
-    assert items[0]["actual_output"] == "bad \ufffd text"
-    assert list(run.results_dir.glob("*.tmp")) == []
+    rows = read_results(run.results_dir)
+    assert rows["id"].tolist() == ["bad", "bad", "good", "good"]
+    assert rows["actual_output"].tolist()[0] == "bad \ufffd text"
+    assert list(run.results_dir.rglob("*.tmp")) == []
 
 
-def test_a_row_the_local_sink_cannot_write_fails_alone(tmp_path: Path) -> None:
-    run = local_run(tmp_path)
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_a_row_the_local_sink_cannot_write_fails_alone(tmp_path: Path, file_format: str) -> None:
+    run = local_run(tmp_path, file_format)
     good, other = DatasetItem(id="good"), DatasetItem(id="other")
     results = EvaluationResult([row(good), row(good, "m2", signals={"huge": 2**70}), row(other)])
     outcome = publish(run, results)
     assert outcome.recordable == [("good", "m1"), ("other", "m1")]
     assert len(outcome.errors) == 1 and "item 'good', metric 'm2'" in outcome.errors[0]
-    written = list(csv.DictReader((run.results_dir / "results.csv").open(encoding="utf-8")))
-    assert [(r["id"], r["metric_name"]) for r in written] == [("good", "m1"), ("other", "m1")]
-    assert list(run.results_dir.glob("*.tmp")) == []
+    written = read_results(run.results_dir)
+    assert list(zip(written["id"], written["metric_name"], strict=True)) == [("good", "m1"), ("other", "m1")]
+    assert list(run.results_dir.rglob("*.tmp")) == []
 
 
-def test_no_temporary_file_survives_a_failed_write(tmp_path: Path) -> None:
-    run = local_run(tmp_path)
-    (run.results_dir / "results.csv").mkdir(parents=True)  # os.replace onto a directory fails
+@pytest.mark.parametrize(
+    ("file_format", "blocked"),
+    [("parquet", "items/part-00001.parquet"), ("csv", "results.csv")],
+)
+def test_no_temporary_file_survives_a_failed_write(tmp_path: Path, file_format: str, blocked: str) -> None:
+    run = local_run(tmp_path, file_format)
+    (run.results_dir / blocked).mkdir(parents=True)  # writing (or os.replace) onto a directory fails
     outcome = publish(run, poisoned())
     assert outcome.recordable == [] and outcome.errors
-    assert list(run.results_dir.glob("*.tmp")) == []
+    assert list(run.results_dir.rglob("*.tmp")) == []
 
 
 def test_a_poisoned_trace_no_longer_blocks_the_monitor(tmp_path: Path, traces_file: Path) -> None:

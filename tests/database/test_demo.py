@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from shared.monitoring.sinks.local import read_results
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,9 +63,7 @@ def test_demo_run_matches_local_results_and_rerun_adds_nothing(migrated: Setting
     summary = _run(migrated, tmp_path / "runs")
     assert summary["status"] == "ok"
     results_dir = Path(summary["results_dir"])
-    local = pd.read_csv(results_dir / "results.csv", keep_default_na=False, na_values=[""], dtype={"id": str})
-    items = pd.read_csv(results_dir / "items.csv", keep_default_na=False, na_values=[""], dtype={"id": str})
-    local = local.merge(items[["id", "query", "actual_output"]], on="id", how="left")  # item text is kept once
+    local = read_results(results_dir)  # the demo's Parquet parts, item text joined back on
     assert summary["counts"]["published_postgres"] == len(local) > 0
 
     assert migrated.database_url is not None

@@ -3,7 +3,6 @@ text, prompt sections split into documents, and a metric `field:` that checks th
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import build_metric, read_field
 from shared.monitoring.extractors import FieldPathExtractor, FieldSpec, extract_with_origins, get_path
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from shared.settings import Settings
 from shared.traces import Trace
 from tests.extraction.helpers import WINDOW, items_from_file
@@ -105,7 +105,7 @@ def test_field_param_is_taken_by_every_metric_and_names_bad_values() -> None:
         build_metric("non_empty", params={"field": "  "}, field="metrics.2")
 
 
-def run_athena_monitor(tmp_path: Path, traces: Path) -> dict[tuple[str, str], dict[str, str]]:
+def run_athena_monitor(tmp_path: Path, traces: Path) -> dict[tuple[str, str], dict[str, Any]]:
     config = {
         "monitor": "athena-fields",
         "source": {"type": "file", "path": str(traces)},
@@ -125,8 +125,7 @@ def run_athena_monitor(tmp_path: Path, traces: Path) -> dict[tuple[str, str], di
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     summary = OnlineMonitor.from_yaml(path, settings=Settings(), base_dir=tmp_path).run()
     assert summary.status == "ok", summary.errors
-    with (Path(str(summary.results_dir)) / "results.csv").open(encoding="utf-8", newline="") as handle:
-        return {(r["trace_id"], r["metric_name"]): r for r in csv.DictReader(handle)}
+    return {(r["trace_id"], r["metric_name"]): r for r in read_results(str(summary.results_dir)).to_dict("records")}
 
 
 def test_one_monitor_checks_the_raw_json_and_the_rationale_inside_it(tmp_path: Path, athena: list[Case]) -> None:
@@ -136,14 +135,14 @@ def test_one_monitor_checks_the_raw_json_and_the_rationale_inside_it(tmp_path: P
         rationale = parsed.get("rationale") if isinstance(parsed, dict) else None
 
         def passed(metric: str, case: Case = case) -> bool:
-            return rows[case.id, metric]["passed"] == "True"
+            return rows[case.id, metric]["passed"] is True
 
         assert passed("json_valid") == (parsed is not None)
         assert passed("rationale_present") == bool(rationale)
         assert passed("rationale_pii") == (case.truth.kind != "pii")
         if rationale:
             assert passed("citation_validity") == case.truth.citations_valid
-    assert any(rows[c.id, "json_valid"]["passed"] != "True" for c in athena)  # malformed outputs exist
+    assert any(rows[c.id, "json_valid"]["passed"] is not True for c in athena)  # malformed outputs exist
 
 
 def _parsed(answer: str | None) -> Any:

@@ -3,7 +3,6 @@ citations, PII and empty answers as a person reading each trace would, from a fi
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from shared.settings import Settings
 from tests.extraction.helpers import WINDOW
 from tests.extraction.shapes import SHAPES, Case, generate, write_v3
@@ -32,7 +32,7 @@ def expected_verdict(case: Case, metric: str) -> str:
     return "pass" if truth.citations_valid else "fail"  # an empty answer cites nothing: vacuously valid
 
 
-def run_monitor(tmp_path: Path, source: dict[str, Any], settings: Settings) -> list[dict[str, str]]:
+def run_monitor(tmp_path: Path, source: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
     config = {
         "monitor": "extraction-verdicts",
         "source": source,
@@ -47,17 +47,16 @@ def run_monitor(tmp_path: Path, source: dict[str, Any], settings: Settings) -> l
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     summary = OnlineMonitor.from_yaml(path, settings=settings, base_dir=tmp_path).run()
     assert summary.counts.invalid == 0, summary.errors
-    with (Path(str(summary.results_dir)) / "results.csv").open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return read_results(str(summary.results_dir)).to_dict("records")
 
 
-def verdict_of(row: dict[str, str] | None) -> str:
+def verdict_of(row: dict[str, Any] | None) -> str:
     if row is None or row["status"] != "ok":
         return "missing" if row is None else row["status"]  # skipped / error: no verdict at all
-    return "pass" if row["passed"] == "True" else "fail"
+    return "pass" if row["passed"] is True else "fail"
 
 
-def agreement(cases: list[Case], rows: list[dict[str, str]]) -> dict[tuple[str, str], float]:
+def agreement(cases: list[Case], rows: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
     """(shape, metric) -> share of traces whose verdict matches a person's (a skipped empty answer
     does not: it would leave the failure out of the pass rate)."""
     by_pair = {(r["trace_id"], r["metric_name"]): r for r in rows}

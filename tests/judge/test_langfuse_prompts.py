@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import socket
 import uuid
@@ -18,6 +17,7 @@ from implementations.athena.generate_traces import write_traces
 from shared.errors import ConfigError
 from shared.evaluation import build_metric
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from shared.settings import Settings
 from tests.fakes.langfuse_prompts import FakeLangfusePrompts
 from tests.fakes.openai_server import OpenAIServer
@@ -122,7 +122,7 @@ def test_monitor_with_a_langfuse_rubric_does_not_rescore_recorded_items(
     settings = settings_for(judge_server, langfuse)
     first = OnlineMonitor.from_yaml(config, settings=settings, base_dir=tmp_path).run()
     assert first.status == "ok" and judge_server.state.completions > 0
-    rows = list(csv.DictReader((Path(first.results_dir) / "results.csv").open(encoding="utf-8")))
+    rows = read_results(str(first.results_dir)).to_dict("records")
     assert {(r["prompt_name"], r["prompt_version"]) for r in rows if r["status"] == "ok"} == {("answer_quality", "1")}
 
     judge_server.state.reset_counts()

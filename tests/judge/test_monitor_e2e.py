@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import yaml
 
 from implementations.athena.generate_traces import write_traces
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from tests.fakes.openai_server import OpenAIServer
 from tests.judge.helpers import judge_settings
 
@@ -70,7 +70,7 @@ def test_monitor_publishes_judge_scores_with_provenance(fake: OpenAIServer, tmp_
     assert summary.status == "ok", summary.errors
     assert fake.state.completions > 0
     assert summary.cost_usd > 0
-    rows = list(csv.DictReader((Path(summary.results_dir) / "results.csv").open(encoding="utf-8")))
+    rows = read_results(str(summary.results_dir)).to_dict("records")
     scored = [r for r in rows if r["status"] == "ok"]
     assert {r["metric_name"] for r in scored} >= {
         "answer_quality",
@@ -98,7 +98,7 @@ def test_budget_leaves_items_for_the_next_run(fake: OpenAIServer, tmp_path: Path
     calls = fake.state.completions
     assert calls > 0
     assert first.cost_usd >= 0.9 * 0.003  # the budget is spent before anything is deferred
-    rows = list(csv.DictReader((Path(first.results_dir) / "results.csv").open(encoding="utf-8")))
+    rows = read_results(str(first.results_dir)).to_dict("records")
     deferred_items = {r["id"] for r in rows if r["status"] == "deferred"}
     stop = [w for w in first.warnings if w.startswith("judge budget")]
     assert len(stop) == 1, first.warnings
@@ -139,6 +139,6 @@ def test_cli_dry_run_shows_calls_and_cost_then_run_json_has_provenance(fake: Ope
     assert real.returncode == 0, real.stderr
     summary = json.loads(real.stdout)
     assert summary["status"] == "ok" and summary["cost_usd"] > 0
-    rows = list(csv.DictReader((Path(summary["results_dir"]) / "results.csv").open(encoding="utf-8")))
+    rows = read_results(summary["results_dir"]).to_dict("records")
     judged = [r for r in rows if r["status"] == "ok" and r["metric_name"] == "answer_quality"]
     assert judged and all(r["model"] == "gpt-4o-mini" and r["prompt_version"] for r in judged)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from shared.evaluation.metric import (
     metric,
     metric_registry,
 )
+from shared.monitoring.sinks.local import read_results
 from tests.core.conftest import write_config
 
 from .helpers import make, run_rows
@@ -105,8 +105,8 @@ def test_run_summary_and_results_file_show_the_direction(tmp_path: Path) -> None
     assert any("non_empty" in line and "higher is better" in line for line in lines), shown.stdout
 
     results_dir = Path(next(line for line in lines if line.startswith("results: ")).removeprefix("results: "))
-    with (results_dir / "results.csv").open(encoding="utf-8", newline="") as handle:
-        directions = {(row["metric_key"], row["direction"]) for row in csv.DictReader(handle)}
+    results = read_results(results_dir)
+    directions = set(zip(results["metric_key"], results["direction"], strict=True))
     assert directions == {("pii_leakage", "lower_is_better"), ("non_empty", "higher_is_better")}
     summary = json.loads((results_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["metrics"]["pii_leakage"]["direction"] == "lower_is_better"

@@ -16,6 +16,7 @@ import yaml
 from fakes.slack_server import SlackServer
 
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 
 from .workspace import LABELS, seed, ts, window
 
@@ -80,8 +81,7 @@ def test_evalmon_run_json_scores_slack_threads(slack_env: SlackServer, tmp_path:
     assert metrics["negative_feedback"]["mean"] == pytest.approx(1 / 3)
     assert metrics["response_latency"]["mean"] == pytest.approx((12 + 30 + 5) / 3)
     assert summary["alerts"] == []
-    results = Path(summary["results_dir"]) / "results.csv"
-    assert f"C1:{ts(100)}" in results.read_text(encoding="utf-8")
+    assert f"C1:{ts(100)}" in set(read_results(summary["results_dir"])["id"])
 
 
 def test_an_alert_fires_exactly_once_for_a_breaching_run(slack_env: SlackServer, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_a_healthy_run_posts_nothing(slack_env: SlackServer, tmp_path: Path) -> 
 def test_most_recent_sampling_takes_the_newest_threads(slack_env: SlackServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, unresolved_threshold=0.9, sampling={"strategy": "most_recent", "n": 2})
     summary = OnlineMonitor.from_yaml(config, base_dir=tmp_path).run(dry_run=True)
-    results = (Path(str(summary.results_dir)) / "results.csv").read_text(encoding="utf-8")
-    assert f"C2:{ts(300)}" in results and f"C2:{ts(200)}" in results
-    assert f"C1:{ts(100)}" not in results and f"C1:{ts(0)}" not in results
+    ids = set(read_results(str(summary.results_dir))["id"])
+    assert {f"C2:{ts(300)}", f"C2:{ts(200)}"} <= ids
+    assert f"C1:{ts(100)}" not in ids and f"C1:{ts(0)}" not in ids
     assert alert_posts(slack_env) == []

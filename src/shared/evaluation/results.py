@@ -49,8 +49,8 @@ RESULT_COLUMNS = [
     "direction",  # which way the score is good: higher_is_better | lower_is_better
 ]
 ITEM_COLUMNS = RESULT_COLUMNS[:8]  # what item_values() returns; the rest is ResultRow.metric_values()
-# The local sink's compact files: items.csv holds an item's text once; results.csv one row per
-# (item, metric) naming the item by id and trace id only.
+# The local sink's compact layout (Parquet parts or CSV): `items` holds an item's text once;
+# `results` one row per (item, metric) naming the item by id and trace id only.
 ITEM_ID_COLUMNS = ["id", "trace_id"]
 SCORE_COLUMNS = [*ITEM_ID_COLUMNS, *RESULT_COLUMNS[len(ITEM_COLUMNS) :]]
 

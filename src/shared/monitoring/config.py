@@ -97,9 +97,10 @@ class DedupConfig(Strict):
 
 class LocalPublishConfig(Strict):
     dir: str = "data/runs"
-    format: Literal["csv", "parquet"] = Field(
-        default="csv",
-        description="items and results as CSV files, or as Parquet part files (one per chunk, zstd; far smaller)",
+    format: Literal["parquet", "csv"] = Field(
+        default="parquet",
+        description="items/ and results/ as Parquet part files (one per chunk, zstd; read_results() opens them), "
+        "or items.csv and results.csv",
     )
     results_with_text: bool = Field(
         default=False,

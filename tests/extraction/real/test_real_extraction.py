@@ -9,7 +9,6 @@ its question, answer and retrieved documents are, and the verdicts they would gi
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import re
 from datetime import timedelta
@@ -22,6 +21,7 @@ from fakes.langfuse_server import FakeLangfuse
 
 from shared.evaluation.item import DatasetItem
 from shared.monitoring.monitor import OnlineMonitor
+from shared.monitoring.sinks.local import read_results
 from shared.monitoring.sources.base import InvalidRecord
 from shared.monitoring.window import Window
 from shared.settings import Settings
@@ -137,10 +137,10 @@ def test_default_extractor_reads_question_answer_and_documents(
     assert not problems, f"{len(problems)} extraction mismatches:\n" + "\n".join(problems)
 
 
-def verdict_of(row: dict[str, str]) -> str:
+def verdict_of(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return row["status"]  # skipped / error: no verdict at all
-    return "pass" if row["passed"] == "True" else "fail"
+    return "pass" if row["passed"] is True else "fail"
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -152,8 +152,7 @@ def test_monitor_verdicts_agree_with_a_person_reading_the_trace(
     summary = monitor.run(since=window.since, until=window.until)
     expected = expected_for(framework)
     assert summary.counts.fetched == len(expected) and summary.counts.invalid == 0, summary.errors
-    with (Path(str(summary.results_dir)) / "results.csv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_results(str(summary.results_dir)).to_dict("records")
     verdicts = {(r["trace_id"], r["metric_name"]): verdict_of(r) for r in rows}
     problems = []
     for trace_id, entry in expected.items():

@@ -1,16 +1,20 @@
-"""The local sink: data/runs/<run_id>/ items.csv, results.csv and summary.json.
+"""The local sink: a run's results and summary.json under data/runs/<run_id>/.
 
-Compact on purpose: `items.csv` holds each item's text once (id, trace and observation ids,
-session, timestamp, query, actual_output, expected_output); `results.csv` holds one row per
-(item, metric) naming the item by `id` and `trace_id`, with the metric's columns. Join them on
-`id` (`read_results` does). `publish.local.results_with_text: true` also writes
-`results_with_text.csv`, the wide view with the item's text on every row (for spreadsheets; it
-repeats the text once per metric). `publish.local.format: parquet` writes `items/` and
-`results/` as Parquet part files instead (zstd, typed columns; a small fraction of the CSV size).
+Compact on purpose: each item's text (id, trace and observation ids, session, timestamp, query,
+actual_output, expected_output) is stored once, and the scores one row per (item, metric) naming
+the item by `id` and `trace_id`, with the metric's columns. `read_results(run_dir)` joins them
+into the wide view, one row per (item, metric) with the item's text, as a pandas DataFrame.
 
-A run publishes chunk by chunk: each chunk is appended in one write per CSV file, or written as
-one more part file (atomically), so a chunk that was published stays when a later one fails or
-the process is killed.
+`publish.local.format`:
+  parquet (default)  `items/` and `results/`, one zstd Parquet part file per chunk, typed
+                     columns: a small fraction of the CSV size.
+  csv                `items.csv` and `results.csv`.
+`publish.local.results_with_text: true` also writes `results_with_text.csv`, the wide view as one
+CSV file for spreadsheets (it repeats the text once per metric).
+
+A run publishes chunk by chunk: each chunk is written as one more part file (atomically) or
+appended in one write per CSV file, so a chunk that was published stays when a later one fails
+or the process is killed.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sin
 ITEMS_FILE = "items.csv"
 RESULTS_FILE = "results.csv"
 WIDE_FILE = "results_with_text.csv"
-ITEMS_DIR = "items"  # Parquet parts (publish.local.format: parquet)
+ITEMS_DIR = "items"  # Parquet parts (publish.local.format: parquet, the default)
 RESULTS_DIR = "results"
 
 
@@ -54,9 +58,10 @@ class LocalSink(Sink):
             return SinkReport(self.name)
         local = run.config.publish.local
         with_text = bool(getattr(local, "results_with_text", False))
+        parquet = getattr(local, "format", "parquet") == "parquet"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            if getattr(local, "format", "csv") == "parquet":
+            if parquet:
                 rejected = write_parquet_part(directory, results)
                 if with_text:
                     append_results(directory, results, with_text=True, compact=False)
@@ -69,7 +74,7 @@ class LocalSink(Sink):
             report.stored = {(row.item.id, row.metric_name) for row in results} - rejected.keys()
             (item_id, metric), reason = next(iter(rejected.items()))
             report.error = (
-                f"{len(rejected)} row(s) could not be written to {RESULTS_FILE} "
+                f"{len(rejected)} row(s) could not be written to {f'{RESULTS_DIR}/' if parquet else RESULTS_FILE} "
                 f"(first: item {item_id!r}, metric {metric!r}: {reason})"
             )
         return report
@@ -208,6 +213,15 @@ def read_results(run_dir: str | Path) -> Any:
         items = pd.read_csv(directory / ITEMS_FILE, dtype={c: str for c in ITEM_COLUMNS})
     text = items.drop(columns=[c for c in ITEM_ID_COLUMNS if c != "id"])
     return scores.merge(text, on="id", how="left")[RESULT_COLUMNS]
+
+
+def how_to_open(run_dir: str | Path) -> str:
+    """One line for the console under the run folder's path: how to look at what is in it."""
+    directory = Path(run_dir)
+    shown = [name for name in ("report.html", WIDE_FILE) if (directory / name).is_file()]
+    where = f"open {' or '.join(shown)} there, or in Python: " if shown else "in Python: "
+    spreadsheet = "" if WIDE_FILE in shown else "  (a CSV for spreadsheets: publish.local.results_with_text: true)"
+    return f'{where}evalmon.read_results("{directory}"){spreadsheet}'
 
 
 def _append(path: Path, header: list[str], text: str) -> None:
