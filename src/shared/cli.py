@@ -402,16 +402,19 @@ def calibrate(
     """Does the judge agree with people? Kappa, correlations and the confusion matrix against human scores."""
 
     def body() -> None:
-        from shared.monitoring.calibration import calibrate_config, render
+        from shared.monitoring.calibration import check_judge_source, inputs_of, render, run_calibration
+        from shared.monitoring.monitor import OnlineMonitor
 
-        report = calibrate_config(
-            config,
+        window = parse_time_option(since, "--since"), parse_time_option(until, "--until")
+        source = check_judge_source(judge_scores)
+        monitor = OnlineMonitor.from_yaml(config, overrides=set_ or [])  # loaded, not run
+        report = run_calibration(
+            inputs_of(monitor),
             human,
-            overrides=set_ or [],
-            since=parse_time_option(since, "--since"),
-            until=parse_time_option(until, "--until"),
+            since=window[0],
+            until=window[1],
             metric=metric,
-            source=judge_scores,
+            source=source,
             human_threshold=human_threshold,
         )
         if as_json:

@@ -4,8 +4,9 @@ A plug-in is registered by its kind's decorator (`@register_sink("jsonl")`, `@me
 built-in or not. A registry finds a name in this order (docs/plugins.md):
 
 1. plug-ins registered already (a decorator ran: built-ins imported, `plugins:` modules);
-2. built-ins known by module (`register_lazy`): importing the module runs its decorators, so
-   evalmon starts without importing every source's SDK;
+2. built-ins known by module: one per key (`register_lazy`), or a package holding a kind's whole
+   catalogue (`builtin_modules`, the metrics). Importing the module runs its decorators, so
+   evalmon starts without importing every source's SDK, and the core never imports its catalogue;
 3. installed packages: the `evalmon.plugins` entry points, each a module whose import registers
    its plug-ins. Loaded once per process, lazily: the first time a registry meets a name it does
    not know, or lists its keys;
@@ -100,14 +101,17 @@ class Registry(Generic[T]):
     """The named plug-ins of one kind, with the decorator that registers one.
 
     `reserved` names are handled by the caller (the extractor's `default`): they cannot be
-    registered and are listed among the valid keys.
+    registered and are listed among the valid keys. `builtin_modules` are imported (once) before
+    the first lookup of a name not registered yet, or the first listing.
     """
 
-    def __init__(self, kind: str, *, reserved: Iterable[str] = ()) -> None:
+    def __init__(self, kind: str, *, reserved: Iterable[str] = (), builtin_modules: Iterable[str] = ()) -> None:
         self.kind = kind
         self.reserved = frozenset(reserved)
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._builtin_modules = tuple(builtin_modules)
+        self._builtins_loaded = not self._builtin_modules
 
     def register(self, key: str, value: T) -> T:
         """Register `value` under `key`; the same plug-in registering twice (a re-import) is fine."""
@@ -126,6 +130,14 @@ class Registry(Generic[T]):
         or a `module:attr` dotted path to register."""
         self._lazy.setdefault(key, where)
 
+    def load_builtins(self) -> None:
+        """Import the `builtin_modules` (their decorators register this kind's built-ins), once."""
+        if self._builtins_loaded:
+            return
+        self._builtins_loaded = True  # first: a built-in module that looks a name up must not recurse
+        for module in self._builtin_modules:
+            importlib.import_module(module)
+
     def decorator(self, key: str) -> Callable[[T], T]:
         """`@registry.decorator("name")`: register the decorated class or function."""
 
@@ -136,6 +148,7 @@ class Registry(Generic[T]):
 
     def keys(self) -> list[str]:
         """Every valid name, installed plug-ins included (listing loads them)."""
+        self.load_builtins()
         load_installed_plugins()
         return sorted(set(self._items) | set(self._lazy) | self.reserved)
 
@@ -144,6 +157,7 @@ class Registry(Generic[T]):
             return False
         if key in self._items or key in self._lazy or key in self.reserved:
             return True
+        self.load_builtins()
         load_installed_plugins()
         return key in self._items or key in self._lazy
 
@@ -166,6 +180,8 @@ class Registry(Generic[T]):
         raise ConfigError(f"unknown {self.kind} '{name}'{_load_failures()}", field=field, choices=self.keys())
 
     def _known(self, name: str, field: str | None) -> T | None:
+        if name not in self._items:
+            self.load_builtins()
         if name in self._items:
             return self._items[name]
         where = self._lazy.get(name)

@@ -577,7 +577,8 @@ class TraceCollection(Sequence[Trace]):
         limit: int | None = None,
         **filters: Any,
     ) -> TraceCollection:
-        from shared.langfuse.source import LangfuseDataSource, LangfuseSourceParams
+        # Built by its registry key, as a monitor builds it: this module stays below the Langfuse adapter.
+        from shared.monitoring.sources.base import build_source
         from shared.monitoring.window import resolve_window
         from shared.settings import Settings
 
@@ -587,8 +588,8 @@ class TraceCollection(Sequence[Trace]):
             since=parse_time(since) if isinstance(since, str) else since,
             until=parse_time(until) if isinstance(until, str) else until,
         )
-        params = LangfuseSourceParams(max_traces=limit, **filters)
-        source = LangfuseDataSource(params, settings=settings or Settings(), base_dir=Path.cwd())
+        params = {**filters, "max_traces": limit}
+        source = build_source("langfuse", params, settings=settings or Settings(), base_dir=Path.cwd())
         collection = cls()
         async for record in source.fetch(window):
             if isinstance(record, Trace):

@@ -12,7 +12,7 @@ import yaml
 from conftest import WINDOW_SINCE, WINDOW_UNTIL
 from fakes.langfuse_server import FakeLangfuse, generate_traces
 
-from shared.langfuse.sink import score_id
+from shared.langfuse.score_body import score_id
 from shared.monitoring.window import iso
 
 N_TRACES = 60

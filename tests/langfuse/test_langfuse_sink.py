@@ -11,7 +11,8 @@ from fakes.langfuse_server import FakeLangfuse
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import MetricResult
 from shared.evaluation.results import EvaluationResult, ResultRow
-from shared.langfuse.sink import LangfuseSink, score_id
+from shared.langfuse.score_body import score_id
+from shared.langfuse.sink import LangfuseSink
 from shared.monitoring.config import LangfusePublishConfig, MonitorConfig
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.window import Window

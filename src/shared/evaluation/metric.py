@@ -213,7 +213,8 @@ class BaseMetric(ABC):
         """Release clients at the end of a run."""
 
 
-metric_registry: Registry[type[BaseMetric]] = Registry("metric")
+# The built-in catalogue (shared.metrics) registers itself on first lookup: the core does not import it.
+metric_registry: Registry[type[BaseMetric]] = Registry("metric", builtin_modules=["shared.metrics"])
 
 M = TypeVar("M", bound=type[BaseMetric])
 
@@ -334,4 +335,4 @@ def read_field(item: DatasetItem, path: str) -> str | None:
 
 def load_builtin_metrics() -> None:
     """Import the shared metric modules so their decorators register them."""
-    import shared.metrics  # noqa: F401  (import for side effect: registration)
+    metric_registry.load_builtins()

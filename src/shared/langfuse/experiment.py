@@ -44,13 +44,14 @@ from langfuse.api.core import ApiError
 from shared.errors import ConfigError, TransientError
 from shared.evaluation.item import DatasetItem
 from shared.langfuse.client import call_api
+from shared.langfuse.score_body import PreparedScore
 from shared.monitoring.config import LangfusePublishConfig
 from shared.monitoring.run_context import RunContext
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.evaluation.results import EvaluationResult
-    from shared.langfuse.sink import LangfuseSink, PreparedScore
+    from shared.langfuse.sink import LangfuseSink
     from shared.monitoring.sinks.base import SinkReport
 
 # Fixed namespace: dataset item ids must be the same on every machine and every run, forever.
@@ -114,8 +115,6 @@ class ExperimentPublisher:
 
     def annotate(self, scores: Sequence[PreparedScore]) -> list[PreparedScore]:
         """The same scores, their metadata naming the experiment, dataset and dataset item."""
-        from shared.langfuse.sink import PreparedScore
-
         out: list[PreparedScore] = []
         for score in scores:
             metadata = {

@@ -1,7 +1,7 @@
 """Read scores back from Langfuse (`GET /api/public/v3/scores`) through the official SDK.
 
 Calibration compares two kinds of score on the same trace or observation: the ones evalmon wrote
-(found by their deterministic ids, `shared.langfuse.sink.score_id`, else by metric name on the
+(found by their deterministic ids, `shared.langfuse.score_body.score_id`, else by metric name on the
 labelled traces) and the ones people gave (found by score name, whatever their source:
 ANNOTATION from annotation queues, API from user feedback, EVAL). Both come back as `StoredScore`,
 one plain shape whatever the score's data type.

@@ -25,48 +25,28 @@ loop (shared.langfuse.review): flagged items into an annotation queue, failing i
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 import time
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langfuse import Langfuse
 from langfuse.api.core import ApiError
-from langfuse.api.scores.types import CreateScoreBatchResults, CreateScoreRequest
+from langfuse.api.scores.types import CreateScoreBatchResults
 
 from shared.errors import TransientError
 from shared.evaluation.metric import MetricStatus
-from shared.evaluation.results import EvaluationResult, ResultRow
-from shared.langfuse.client import CallStats, call_api, make_client
+from shared.evaluation.results import EvaluationResult
+from shared.langfuse.client import CallStats, call_api, check_connection, make_client
+from shared.langfuse.experiment import experiment_publisher, publish_experiment
+from shared.langfuse.review import ReviewLoop, publish_review
+from shared.langfuse.score_body import PreparedScore, build_score, target_of
 from shared.monitoring.config import LangfusePublishConfig
 from shared.monitoring.run_context import RunContext
-from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sink
+from shared.monitoring.sinks.base import Sink, SinkReport, register_sink
 from shared.settings import Settings
 
-if TYPE_CHECKING:
-    from shared.langfuse.review import ReviewLoop
-
-# Fixed namespace: ids must be the same on every machine and every run, forever.
-SCORE_NAMESPACE = uuid.UUID("6f1b7c1e-4c55-5a8e-9d3e-0e7a1f2c9b41")
-DATA_TYPES = {"numeric": "NUMERIC", "boolean": "BOOLEAN", "categorical": "CATEGORICAL"}
 READ_BACK_PAGE = 100  # GET /api/public/v3/scores accepts at most 100 per page
-# Langfuse environment names: lowercase letters, digits, `-` and `_`, not starting with `langfuse`.
-_ENVIRONMENT_RE = re.compile(r"(?!langfuse)[a-z0-9_-]{1,40}")
-
-
-def score_id(monitor: str, source_key: str, item_id: str, metric_name: str) -> str:
-    """The deterministic Langfuse score id of one (item, metric) pair (architecture.md section 3)."""
-    return str(uuid.uuid5(SCORE_NAMESPACE, "\x1f".join((monitor, source_key, item_id, metric_name))))
-
-
-@dataclass
-class PreparedScore:
-    pair: PairKey
-    body: CreateScoreRequest
-    id: str
 
 
 @dataclass
@@ -76,78 +56,6 @@ class PublishOutcome:
     batches: int = 0
     partial_batches: int = 0
 
-
-def score_value(row: ResultRow) -> tuple[str, float | str] | None:
-    """(data type, value) for a row, or None when the metric gave nothing publishable."""
-    result = row.result
-    data_type = DATA_TYPES.get(row.score_type, "NUMERIC")
-    if data_type == "CATEGORICAL":
-        label = result.label if result.label is not None else None
-        return (data_type, label) if label else None
-    if data_type == "BOOLEAN":
-        if result.passed is not None and result.score is None:
-            return data_type, 1.0 if result.passed else 0.0
-        if result.score is None or not math.isfinite(result.score):
-            return None
-        return data_type, 1.0 if result.score >= 0.5 else 0.0
-    if result.score is None or not math.isfinite(result.score):
-        return None
-    return data_type, float(result.score)
-
-
-def _target_of(run: RunContext, row: ResultRow) -> str | None:
-    """The id the score attaches to: the observation (observation-level) or the trace."""
-    item = row.item
-    if run.config.item_level == "observation":
-        return item.observation_id if item.observation_id and item.trace_id else None
-    return item.trace_id or item.id
-
-
-def score_environment(configured: str | None, item_metadata: Mapping[str, Any]) -> str | None:
-    """Where a score lands: the configured environment, else the scored trace's own (so a staging
-    trace's score is seen in staging); None (Langfuse's default) when neither is a valid name."""
-    if configured:
-        return configured
-    found = item_metadata.get("environment")
-    return found if isinstance(found, str) and _ENVIRONMENT_RE.fullmatch(found) else None
-
-
-def build_score(run: RunContext, row: ResultRow, environment: str | None) -> PreparedScore | None:
-    """The score body of one ok row; None when there is nothing to attach it to or no value.
-
-    `environment` is the configured one; without it the score takes the trace's environment."""
-    item = row.item
-    typed = score_value(row)
-    trace_id = item.trace_id or (item.id if run.config.item_level == "trace" else None)
-    if typed is None or not trace_id:
-        return None
-    data_type, value = typed
-    observation_id = item.observation_id if run.config.item_level == "observation" else None
-    if run.config.item_level == "observation" and not observation_id:
-        return None
-    metadata: dict[str, Any] = {**run.provenance(), "metric_version": row.metric_version, "metric_key": row.metric_key}
-    for key in ("model", "prompt_name", "prompt_version"):
-        value_of = getattr(row.result, key)
-        if value_of:
-            metadata[key] = value_of
-    if row.result.threshold is not None:
-        metadata["threshold"] = row.result.threshold
-    if row.result.passed is not None:
-        metadata["passed"] = row.result.passed
-    sid = score_id(run.monitor, run.source_key, item.id, row.metric_name)
-    body = CreateScoreRequest(
-        id=sid,
-        trace_id=trace_id,
-        observation_id=observation_id,
-        name=row.metric_name,
-        value=value,
-        data_type=data_type,
-        comment=row.result.explanation or None,
-        metadata=metadata,
-        environment=score_environment(environment, item.metadata),
-        timestamp=item.source_timestamp,
-    )
-    return PreparedScore(pair=(item.id, row.metric_name), body=body, id=sid)
 
 
 @register_sink("langfuse")
@@ -190,8 +98,6 @@ class LangfuseSink(Sink):
         return self._client
 
     async def check(self, run: RunContext) -> None:
-        from shared.langfuse.client import check_connection
-
         await asyncio.to_thread(
             check_connection,
             self.client,
@@ -203,15 +109,11 @@ class LangfuseSink(Sink):
     async def publish(self, run: RunContext, results: EvaluationResult) -> SinkReport:
         report = await self._publish_scores(run, results)
         if self.config.review is not None or self.config.regression_dataset is not None:
-            from shared.langfuse.review import publish_review  # the review loop (shared.langfuse.review)
-
             await publish_review(self, run, results, report)
         return report
 
     def review_loop(self, run: RunContext) -> ReviewLoop:
         """One review loop per run: it counts the run's queued items and lists the queue once."""
-        from shared.langfuse.review import ReviewLoop
-
         if self._review_loop is None or self._review_loop.run.run_id != run.run_id:
             self._review_loop = ReviewLoop(self, run)
         return self._review_loop
@@ -224,7 +126,7 @@ class LangfuseSink(Sink):
         for row in results:
             if row.status is not MetricStatus.OK:
                 continue
-            if not _target_of(run, row):
+            if not target_of(run, row):
                 unattached.append(row.item.id)
                 continue
             score = build_score(run, row, self.config.environment)
@@ -242,8 +144,6 @@ class LangfuseSink(Sink):
             report.details.update(published=0, unpublishable=unpublishable)
             return report
         if self.config.experiment:  # experiment mode (shared.langfuse.experiment): name the run in metadata
-            from shared.langfuse.experiment import experiment_publisher
-
             prepared = experiment_publisher(self, run).annotate(prepared)
         outcome = await self.send(prepared)
         report.stored = {p.pair for p in prepared if p.id in outcome.confirmed}
@@ -262,8 +162,6 @@ class LangfuseSink(Sink):
             text = f"{missing} of {len(prepared)} score(s) not confirmed by Langfuse: {reasons[:500]}"
             report.error = f"{report.error}; {text}" if report.error else text
         if self.config.experiment and report.stored:
-            from shared.langfuse.experiment import publish_experiment
-
             await publish_experiment(self, run, results, prepared, report)
         return report
 

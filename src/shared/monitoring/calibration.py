@@ -5,7 +5,7 @@ DATAFLOW (calibrate_monitor):
                 scores evalmon wrote itself are left out) -> HumanLabel per trace or observation
   judge scores  Postgres when DATABASE_URL is set and the monitor publishes there
                 (shared.database.read.judge_scores, the labelled items only), else Langfuse: the deterministic score ids of the labelled subjects
-                (shared.langfuse.sink.score_id), then, for subjects not found that way (extractors
+                (shared.langfuse.score_body.score_id), then, for subjects not found that way (extractors
                 with their own item ids), the metric names on the labelled traces
   -> pair_up    the latest judge score per (subject, metric, version) with the subject's latest label
   -> calibrate  figures per metric version (shared.evaluation.calibration), bootstrap intervals
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JudgeSource = Literal["auto", "postgres", "langfuse"]
+JUDGE_SOURCES: tuple[JudgeSource, ...] = ("auto", "postgres", "langfuse")
 CACHE_MAX_AGE = timedelta(hours=6)
 
 
@@ -238,7 +239,7 @@ async def _langfuse_judge_scores(
     inputs: CalibrationInputs, reader: ScoreReader, metrics: Sequence[str], subjects: set[Subject]
 ) -> list[JudgeScore]:
     """By deterministic id first; subjects with no score found that way, by metric name on their traces."""
-    from shared.langfuse.sink import score_id
+    from shared.langfuse.score_body import score_id
 
     ids = [score_id(inputs.monitor, inputs.source_key, subject[1], name) for subject in subjects for name in metrics]
     found = [s for s in await reader.by_ids(ids) if s.name in metrics]
@@ -467,33 +468,28 @@ def _when(value: Any) -> datetime | None:
     return to_utc(stamp) if isinstance(stamp, datetime) else None
 
 
-def calibrate_config(
-    config: str,
+def check_judge_source(source: str) -> JudgeSource:
+    """`--judge-scores`, checked before the monitor is loaded."""
+    for known in JUDGE_SOURCES:
+        if source == known:
+            return known
+    raise ConfigError(f"unknown judge score source '{source}'", field="--judge-scores", choices=set(JUDGE_SOURCES))
+
+
+def run_calibration(
+    inputs: CalibrationInputs,
     human: str,
     *,
-    overrides: Sequence[str] = (),
     since: datetime | None = None,
     until: datetime | None = None,
     metric: str | None = None,
-    source: str = "auto",
+    source: JudgeSource = "auto",
     human_threshold: float | None = None,
 ) -> CalibrationReport:
-    """`evalmon calibrate`: load the monitor (no run), then `calibrate_monitor`."""
-    from shared.monitoring.monitor import OnlineMonitor
-
-    if source not in ("auto", "postgres", "langfuse"):
-        raise ConfigError(
-            f"unknown judge score source '{source}'", field="--judge-scores", choices={"auto", "postgres", "langfuse"}
-        )
-    monitor = OnlineMonitor.from_yaml(config, overrides=overrides)
+    """`evalmon calibrate` on a loaded monitor's inputs (the CLI loads the monitor: this module
+    sits below the monitor, whose runs call `calibration_warnings`)."""
     return asyncio.run(
         calibrate_monitor(
-            inputs_of(monitor),
-            human,
-            since=since,
-            until=until,
-            metric=metric,
-            source=source,  # type: ignore[arg-type]
-            human_threshold=human_threshold,
+            inputs, human, since=since, until=until, metric=metric, source=source, human_threshold=human_threshold
         )
     )

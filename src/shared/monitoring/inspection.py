@@ -25,6 +25,8 @@ import orjson
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem
 from shared.monitoring.guards import is_empty, item_warnings, preview
+from shared.monitoring.proposal import Proposal, propose_fields
+from shared.monitoring.shapes import describe, shape_of
 from shared.monitoring.sources.base import DataSource, InvalidRecord
 from shared.monitoring.window import Window, iso, resolve_window
 from shared.traces import Observation, Trace
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from shared.monitoring.monitor import OnlineMonitor
-    from shared.monitoring.proposal import Proposal
 
 DEFAULT_LIMIT = 20
 # Fields shown for every item even when empty: what most metrics read.
@@ -48,7 +49,6 @@ OTHER_FIELDS = (
     "session_id",
     "observation_id",
 )
-MAX_KEYS_SHOWN = 8
 MAX_INVALID_SHOWN = 5
 LOCATE_MIN_CHARS = 12  # shorter texts ("ok", "approve") match too many places to name one
 
@@ -108,35 +108,6 @@ def sample_monitor(
 
 
 # -- observation tree shape ----------------------------------------------------------------
-def shape_of(value: Any) -> tuple[str, int | None]:
-    """A value's shape without its size (`dict{status,steps}`, `list[str]`), and the list length."""
-    if value is None:
-        return "null", None
-    if isinstance(value, bool):
-        return "bool", None
-    if isinstance(value, int | float):
-        return "number", None
-    if isinstance(value, str):
-        return "str", None
-    if isinstance(value, Mapping):
-        keys = [str(k) for k in value]
-        shown = ",".join(keys[:MAX_KEYS_SHOWN]) + (",..." if len(keys) > MAX_KEYS_SHOWN else "")
-        return f"dict{{{shown}}}", None
-    if isinstance(value, list | tuple):
-        inner = list(dict.fromkeys(shape_of(v)[0] for v in value))
-        if not inner:
-            return "list[]", 0
-        body = "|".join(inner[:3]) + ("|..." if len(inner) > 3 else "")
-        return f"list[{body}]", len(value)
-    return type(value).__name__, None
-
-
-def describe(value: Any) -> str:
-    """`list[dict{page_content,metadata}] x4`: the shape with its size."""
-    shape, size = shape_of(value)
-    return shape if size is None else f"{shape} x{size}"
-
-
 @dataclass
 class OutputShape:
     shape: str
@@ -466,8 +437,6 @@ def inspect_monitor(
         views.append(view_item(record, item, origins, monitor.config.extractor_fields))
     proposal = None
     if propose:
-        from shared.monitoring.proposal import propose_fields
-
         proposal = propose_fields(traces)
     return Inspection(
         monitor=monitor.name,

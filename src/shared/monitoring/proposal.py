@@ -29,7 +29,7 @@ from shared.monitoring.extraction.documents import documents_of
 from shared.monitoring.extraction.paths import FieldSpec, get_path, resolve_spec
 from shared.monitoring.extraction.text import answer_of, question_of
 from shared.monitoring.guards import is_empty, is_prose, looks_like_status
-from shared.monitoring.inspection import describe
+from shared.monitoring.shapes import describe
 from shared.traces import Trace, prompt_text
 
 FIELD_ORDER = ("actual_output", "query", "retrieved_content")
