@@ -34,8 +34,8 @@ def _is_type_checking(test: ast.expr) -> bool:
 def _imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     """Every import that can run: at module level or in a function, not under `if TYPE_CHECKING:`."""
     if isinstance(node, ast.If) and _is_type_checking(node.test):
-        for child in node.orelse:
-            yield from _imports(child)
+        for branch in node.orelse:
+            yield from _imports(branch)
         return
     if isinstance(node, ast.Import | ast.ImportFrom):
         yield node

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from shared.database.connection import connect, schema_name, sync_transaction
+from shared.evaluation.columns import ITEM_FIELDS, RESULTS_TABLE
 from shared.evaluation.item import to_utc
 from shared.monitoring.window import parse_iso
 from shared.settings import Settings, load_settings
@@ -27,34 +28,13 @@ if TYPE_CHECKING:
 
 TimeBound = datetime | str | None
 
+# What `results` and `latest_scores` return (columns of the evaluation_results_with_items view), from the
+# one column definition: the result's columns (`ts` first, the item's own timestamp left to the item part),
+# then the item's, then its metadata.
 RESULT_FIELDS = (
     "ts",
-    "run_id",
-    "monitor",
-    "source_key",
-    "item_id",
-    "metric_name",
-    "metric_version",
-    "status",
-    "score",
-    "passed",
-    "threshold",
-    "label",
-    "explanation",
-    "error",
-    "signals",
-    "cost_usd",
-    "latency_s",
-    "model",
-    "prompt_version",
-    "created_at",
-    "trace_id",
-    "observation_id",
-    "session_id",
-    "source_timestamp",
-    "query",
-    "actual_output",
-    "expected_output",
+    *(c.db for c in RESULTS_TABLE if c.name != "source_timestamp"),
+    *(c.db for c in ITEM_FIELDS if c is not ITEM_FIELDS[0]),
     "metadata",
 )
 

@@ -54,6 +54,7 @@ from shared.database.connection import (
 from shared.database.migrate import pending_async
 from shared.database.values import NUL, clean_text, to_json, to_json_bytes
 from shared.errors import ConfigError, SinkError
+from shared.evaluation.columns import ITEMS_TABLE, RESULTS_TABLE
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.results import EvaluationResult, ResultRow
 from shared.monitoring.run_context import RunContext
@@ -64,55 +65,13 @@ from shared.settings import Settings
 INT4_MAX = 2**31 - 1  # the token columns are `integer`
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = (
-    "source_key",
-    "item_id",
-    "trace_id",
-    "observation_id",
-    "session_id",
-    "source_timestamp",
-    "query",
-    "actual_output",
-    "expected_output",
-    "content_hash",
-    "inputs",
-    "metadata",
-)
-RESULT_COLUMNS = (
-    "run_id",
-    "source_key",
-    "item_id",
-    "metric_name",
-    "monitor",
-    "metric_key",
-    "metric_version",
-    "status",
-    "score",
-    "passed",
-    "threshold",
-    "label",
-    "explanation",
-    "signals",
-    "error",
-    "cost_usd",
-    "latency_s",
-    "model",
-    "prompt_name",
-    "prompt_version",
-    "input_tokens",
-    "output_tokens",
-    "source_timestamp",
-    "created_at",
-)
+# The columns written, in COPY order, and their binary COPY types: from the one definition (columns.py).
+ITEM_COLUMNS = tuple(c.db for c in ITEMS_TABLE)
+RESULT_COLUMNS = tuple(c.db for c in RESULTS_TABLE)
+ITEM_TYPES = [c.pg_type for c in ITEMS_TABLE]
+RESULT_TYPES = [c.pg_type for c in RESULTS_TABLE]
 # Binary COPY: psycopg formats each row in C (about 3x faster than text COPY for wide rows).
 _BINARY = "(FORMAT BINARY)"
-ITEM_TYPES = ["text"] * 5 + ["timestamptz"] + ["text"] * 4 + ["jsonb", "jsonb"]
-RESULT_TYPES = (
-    ["text"] * 8
-    + ["float8", "bool", "float8", "text", "text", "jsonb", "text", "float8", "float8"]
-    + ["text"] * 3
-    + ["int4", "int4", "timestamptz", "timestamptz"]
-)
 
 
 class _JsonbCopyDumper(Dumper):
@@ -251,20 +210,20 @@ def result_records(run: RunContext, rows: Sequence[ResultRow], created_at: datet
         model, prompt_name, prompt_version = r.model, r.prompt_name, r.prompt_version
         yield (
             run_id,
+            monitor,
             source_key,
             item_key[0],
             metric[0],
-            monitor,
             metric[1],
             metric[2],
-            r.status,  # a StrEnum: already the str value
             score if score is None or score - score == 0 else None,
             r.passed,
             threshold if threshold is None or threshold - threshold == 0 else None,
             label if label is None or NUL not in label else clean_text(label),
+            r.status,  # a StrEnum: already the str value
             explanation if NUL not in explanation else clean_text(explanation),
-            r.signals,
             error if error is None or NUL not in error else clean_text(error),
+            r.signals,
             cost if cost - cost == 0 else None,
             latency if latency - latency == 0 else None,
             model if model is None or NUL not in model else clean_text(model),

@@ -12,47 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from shared.evaluation.columns import RESULT_COLUMNS
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import MetricResult, MetricStatus
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# Column order of to_dataframe() and results_with_text.csv (Axion's names for the item and score columns).
-RESULT_COLUMNS = [
-    "id",
-    "trace_id",
-    "observation_id",
-    "session_id",
-    "source_timestamp",
-    "query",
-    "actual_output",
-    "expected_output",
-    "metric_name",
-    "metric_key",
-    "metric_version",
-    "metric_score",
-    "passed",
-    "threshold",
-    "label",
-    "status",
-    "explanation",
-    "error",
-    "signals",
-    "cost_usd",
-    "latency_s",
-    "model",
-    "prompt_name",
-    "prompt_version",
-    "input_tokens",
-    "output_tokens",
-    "direction",  # which way the score is good: higher_is_better | lower_is_better
-]
-ITEM_COLUMNS = RESULT_COLUMNS[:8]  # what item_values() returns; the rest is ResultRow.metric_values()
-# The local sink's compact layout (Parquet parts or CSV): `items` holds an item's text once;
-# `results` one row per (item, metric) naming the item by id and trace id only.
-ITEM_ID_COLUMNS = ["id", "trace_id"]
-SCORE_COLUMNS = [*ITEM_ID_COLUMNS, *RESULT_COLUMNS[len(ITEM_COLUMNS) :]]
 
 
 @dataclass(frozen=True)
@@ -75,7 +40,7 @@ class ResultRow:
         return dict(zip(RESULT_COLUMNS, [*item_values(self.item), *self.metric_values()], strict=True))
 
     def metric_values(self) -> list[Any]:
-        """The metric columns of this row (RESULT_COLUMNS after ITEM_COLUMNS), in column order.
+        """The metric columns of this row (columns.METRIC_FIELDS), in column order.
 
         Split from the item columns so writers can encode an item's (long) text once for all of
         its metric rows.
@@ -105,7 +70,7 @@ class ResultRow:
 
 
 def item_values(item: DatasetItem) -> list[Any]:
-    """The item columns of a result row (ITEM_COLUMNS), in column order."""
+    """The item columns of a result row (columns.ITEM_FIELDS), in column order."""
     return [
         item.id,
         item.trace_id,

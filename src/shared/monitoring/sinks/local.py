@@ -28,16 +28,9 @@ from typing import Any
 
 import orjson
 
+from shared.evaluation.columns import ITEM_COLUMNS, ITEM_ID_COLUMNS, METRIC_FIELDS, RESULT_COLUMNS, SCORE_COLUMNS
 from shared.evaluation.item import DatasetItem
-from shared.evaluation.results import (
-    ITEM_COLUMNS,
-    ITEM_ID_COLUMNS,
-    RESULT_COLUMNS,
-    SCORE_COLUMNS,
-    EvaluationResult,
-    ResultRow,
-    item_values,
-)
+from shared.evaluation.results import EvaluationResult, ResultRow, item_values
 from shared.monitoring.run_context import RunContext
 from shared.monitoring.sinks.base import PairKey, Sink, SinkReport, register_sink
 
@@ -163,9 +156,8 @@ def write_parquet_part(directory: Path, results: EvaluationResult) -> dict[PairK
 
 def _parquet_schemas(pa: Any) -> tuple[Any, Any]:
     """Fixed column types, so every part file of a run (and of every run) reads as one table."""
-    numbers = {"metric_score": pa.float64(), "threshold": pa.float64(), "cost_usd": pa.float64()}
-    numbers |= {"latency_s": pa.float64(), "input_tokens": pa.int64(), "output_tokens": pa.int64()}
-    types = {**numbers, "passed": pa.bool_()}
+    typed = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}  # the rest is text (signals: JSON text)
+    types = {c.name: typed[c.type] for c in METRIC_FIELDS if c.type in typed}
     items = pa.schema([(name, pa.string()) for name in ITEM_COLUMNS])
     scores = pa.schema([(name, types.get(name, pa.string())) for name in SCORE_COLUMNS])
     return items, scores
