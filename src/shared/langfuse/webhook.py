@@ -232,7 +232,244 @@ def _retry_slack(exc: BaseException) -> bool:
     return isinstance(exc, TransientError | TimeoutError) or not isinstance(exc, EvalmonError)
 
 
-# -- app -------------------------------------------------------------------------------------
+# -- receiving: the body, the signature, the event ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """What a delivery must meet before anything is done with it."""
+
+    secret: str
+    tolerance_s: float = 300
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    clock: Callable[[], float] = time.time
+
+
+async def read_body(request: Request, limits: DeliveryLimits, stats: WebhookStats) -> bytes | JSONResponse:
+    """The raw body, or the refusal: too large (never buffered beyond the limit), too slow, client gone."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        return _too_large(limits, stats)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    return _too_large(limits, stats)
+                chunks.append(chunk)
+    except TimeoutError:
+        stats.rejected_timeout += 1
+        log.warning(
+            "webhook: client sent %d of %s body bytes in %gs; answered 408",
+            size,
+            declared or "?",
+            limits.body_timeout_s,
+        )
+        return JSONResponse(
+            {"error": f"body not received within {limits.body_timeout_s:g}s"},
+            status_code=408,
+            headers={"connection": "close"},
+        )
+    except ClientDisconnect:
+        stats.client_disconnects += 1
+        log.warning("webhook: client disconnected after %d of %s body bytes; nothing done", size, declared or "?")
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+    return b"".join(chunks)
+
+
+def _too_large(limits: DeliveryLimits, stats: WebhookStats) -> JSONResponse:
+    stats.rejected_size += 1
+    return JSONResponse({"error": f"body larger than {limits.max_body_bytes} bytes"}, status_code=413)
+
+
+def verified_event(
+    signature: str | None, raw: bytes, limits: DeliveryLimits, stats: WebhookStats
+) -> PromptVersionEvent | JSONResponse:
+    """The delivery's event, or the refusal: a bad signature (401), not a prompt-version event (400)."""
+    try:
+        verify_signature(signature, raw, limits.secret, tolerance_s=limits.tolerance_s, now=limits.clock())
+    except SignatureError as exc:
+        stats.rejected_signature += 1
+        log.warning("webhook: refused delivery: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=401)
+    try:
+        return PromptVersionEvent.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        stats.rejected_payload += 1
+        reason = "malformed JSON" if not isinstance(exc, ValidationError) else "not a prompt-version event"
+        log.warning("webhook: refused delivery: %s", reason)
+        return JSONResponse({"error": reason}, status_code=400)
+
+
+# -- background delivery: what follows an accepted event, off the request ----------------------
+
+
+class Deliveries:
+    """The prompt manager's listeners, the notify POST and the Slack alert of an accepted event:
+    background tasks, each retried on its own, none able to fail the delivery Langfuse made."""
+
+    def __init__(
+        self,
+        stats: WebhookStats,
+        *,
+        secret: str,
+        prompt_manager: LangfusePromptManager | None = None,
+        notify_url: str | None = None,
+        slack: SlackPoster | None = None,
+        channel: str | None = None,
+        retry_attempts: int = 5,
+        retry_initial_s: float = 0.5,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.stats = stats
+        self.secret = secret
+        self.prompt_manager = prompt_manager
+        self.notify_url = notify_url
+        self.slack = slack
+        self.channel = channel
+        self.retry_attempts = retry_attempts
+        self.retry_initial_s = retry_initial_s
+        self.background = _Background()
+        self._given_client = http_client
+        self._own_client: httpx.AsyncClient | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        if self._given_client is not None:
+            return self._given_client
+        if self._own_client is None:
+            self._own_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        return self._own_client
+
+    def schedule(self, event: PromptVersionEvent, raw: bytes) -> None:
+        if self.prompt_manager is not None:
+            change = PromptChange(
+                name=event.prompt.name,
+                action=event.action,
+                version=event.prompt.version,
+                labels=tuple(event.prompt.labels),
+                source="webhook",
+            )
+            self.background.spawn(self.prompt_manager.anotify_change(change), f"listeners:{event.id}")
+        if self.notify_url:
+            self.background.spawn(self.notify(event, raw, self.notify_url), f"notify:{event.id}")
+        if self.slack is not None and self.channel:
+            self.background.spawn(self.alert(event, self.slack, self.channel), f"slack:{event.id}")
+
+    async def notify(self, event: PromptVersionEvent, raw: bytes, url: str) -> None:
+        """POST the event to the notify URL, re-signed with a fresh timestamp so the receiver can verify it."""
+        try:
+            async for attempt in async_retrying(
+                self.retry_attempts, initial=self.retry_initial_s, retry_on=_is_retryable_http
+            ):
+                with attempt:
+                    resp = await self.http().post(
+                        url,
+                        content=raw,
+                        headers={"content-type": "application/json", SIGNATURE_HEADER: sign(raw, self.secret)},
+                    )
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        retry_after = resp.headers.get("retry-after")
+                        raise TransientError(
+                            f"notify URL answered {resp.status_code}",
+                            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                        )
+                    resp.raise_for_status()
+            self.stats.notify_sent += 1
+        except Exception as exc:
+            self.stats.notify_failed += 1
+            log.error("webhook: notify POST for event %s failed after retries: %s", event.id, type(exc).__name__)
+
+    async def alert(self, event: PromptVersionEvent, slack: SlackPoster, channel: str) -> None:
+        text, blocks = _slack_text(event)
+        try:
+            async for attempt in async_retrying(
+                self.retry_attempts, initial=self.retry_initial_s, retry_on=_retry_slack
+            ):
+                with attempt:
+                    await slack.post_message(channel, text, blocks)
+            self.stats.slack_sent += 1
+        except Exception as exc:
+            self.stats.slack_failed += 1
+            log.error("webhook: Slack alert for event %s failed after retries: %s", event.id, type(exc).__name__)
+
+    async def aclose(self) -> None:
+        """At shutdown: let running deliveries finish (bounded), then close the client this made."""
+        await self.background.drain(timeout_s=10.0)
+        if self._own_client is not None:
+            await self._own_client.aclose()
+
+
+# -- handling: one verified event ----------------------------------------------------------------
+
+
+class PromptWebhook:
+    """The app's state and its two endpoints (module DATAFLOW)."""
+
+    def __init__(
+        self, limits: DeliveryLimits, deliveries: Deliveries, *, invalidation: PromptInvalidation | None = None
+    ) -> None:
+        self.limits = limits
+        self.deliveries = deliveries
+        self.stats = deliveries.stats
+        self.invalidation = invalidation
+        self.seen = _SeenEvents()
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self.stats.received += 1
+        raw = await read_body(request, self.limits, self.stats)
+        if isinstance(raw, JSONResponse):
+            return raw
+        event = verified_event(request.headers.get(SIGNATURE_HEADER), raw, self.limits, self.stats)
+        if isinstance(event, JSONResponse):
+            return event
+        return await self.accept(event, raw)
+
+    async def accept(self, event: PromptVersionEvent, raw: bytes) -> JSONResponse:
+        """Ignore, deduplicate, or invalidate the prompt everywhere and schedule the deliveries."""
+        if event.type != "prompt-version" or event.action not in HANDLED_ACTIONS:
+            self.stats.ignored += 1
+            log.info("webhook: ignored event %s (type %r, action %r)", event.id, event.type, event.action)
+            return JSONResponse({"status": "ignored", "reason": f"unhandled {event.type}/{event.action}"})
+        if not self.seen.add_if_new(event.id):
+            self.stats.duplicates += 1
+            log.info("webhook: duplicate delivery of event %s ignored", event.id)
+            return JSONResponse({"status": "duplicate", "id": event.id})
+        name = event.prompt.name
+        stamp: int | None = None
+        if self.invalidation is not None:
+            try:
+                stamp = await asyncio.to_thread(self.invalidation.bump, name)
+            except Exception as exc:
+                self.seen.forget(event.id)  # let Langfuse's retry try again
+                self.stats.invalidation_errors += 1
+                where = self.invalidation.describe()
+                log.error("webhook: could not bump %s for %r: %s", where, name, type(exc).__name__)
+                return JSONResponse({"error": "prompt cache store unavailable; retry later"}, status_code=503)
+        if self.deliveries.prompt_manager is not None:
+            self.deliveries.prompt_manager.mark_stale(name, stamp=stamp)
+        self.deliveries.schedule(event, raw)
+        self.stats.accepted += 1
+        log.info(
+            "webhook: prompt %r v%s %s; cache invalidated (stamp %s)", name, event.prompt.version, event.action, stamp
+        )
+        return JSONResponse({"status": "ok", "id": event.id, "prompt": name, "stamp": stamp})
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "invalidation": self.invalidation.describe() if self.invalidation is not None else "process-local",
+                "pending_background_tasks": len(self.deliveries.background.tasks),
+                "seen_events": len(self.seen),
+                "stats": asdict(self.stats),
+            }
+        )
+
+
+# -- app: configuration and routing --------------------------------------------------------------
 
 
 def create_app(
@@ -258,188 +495,60 @@ def create_app(
     (WEBHOOK_NOTIFY_URL, SLACK_ALERT_CHANNEL); a Slack service is built when a channel and a bot token
     are configured and `slack` is not given.
     """
-    if settings.langfuse_webhook_secret is None or not settings.langfuse_webhook_secret.get_secret_value():
+    secret = _webhook_secret(settings)
+    if invalidation is None:
+        invalidation = prompt_manager.invalidation if prompt_manager is not None else build_invalidation(settings)
+    channel = slack_channel or settings.slack_alert_channel
+    deliveries = Deliveries(
+        WebhookStats(),
+        secret=secret,
+        prompt_manager=prompt_manager,
+        notify_url=notify_url or settings.webhook_notify_url,
+        slack=_slack_poster(settings, slack, channel),
+        channel=channel,
+        retry_attempts=retry_attempts,
+        retry_initial_s=retry_initial_s,
+        http_client=http_client,
+    )
+    limits = DeliveryLimits(secret, tolerance_s, max_body_bytes, body_timeout_s, clock)
+    return _routes(PromptWebhook(limits, deliveries, invalidation=invalidation))
+
+
+def _webhook_secret(settings: Settings) -> str:
+    secret = settings.langfuse_webhook_secret.get_secret_value() if settings.langfuse_webhook_secret else ""
+    if not secret:
         raise ConfigError(
             "LANGFUSE_WEBHOOK_SECRET is not set; copy the secret Langfuse shows (lf-whsec_...)",
             field="LANGFUSE_WEBHOOK_SECRET",
         )
-    secret = settings.langfuse_webhook_secret.get_secret_value()
-    if invalidation is None:
-        invalidation = prompt_manager.invalidation if prompt_manager is not None else build_invalidation(settings)
-    notify_url = notify_url or settings.webhook_notify_url
-    channel = slack_channel or settings.slack_alert_channel
+    return secret
+
+
+def _slack_poster(settings: Settings, slack: SlackPoster | None, channel: str | None) -> SlackPoster | None:
+    """The given poster, else a Slack service when a channel and a bot token are configured."""
     if slack is None and channel and settings.slack_bot_token is not None:
-        from shared.slack.service import SlackService
+        from shared.slack.service import SlackService  # the Slack SDK only when alerts are configured
 
         slack = SlackService(settings)
     if slack is not None and not channel:
         log.warning("webhook: a Slack service is configured but SLACK_ALERT_CHANNEL is not; no Slack alerts")
+    return slack
 
-    stats = WebhookStats()
-    seen = _SeenEvents()
-    background = _Background()
-    client_holder: dict[str, httpx.AsyncClient] = {}
 
-    def http() -> httpx.AsyncClient:
-        if http_client is not None:
-            return http_client
-        if "client" not in client_holder:
-            client_holder["client"] = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        return client_holder["client"]
-
-    async def read_body(request: Request) -> bytes | JSONResponse:
-        """The raw body, or the refusal: too large (never buffered beyond the limit), too slow, client gone."""
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return too_large()
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(body_timeout_s):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_body_bytes:
-                        return too_large()
-                    chunks.append(chunk)
-        except TimeoutError:
-            stats.rejected_timeout += 1
-            log.warning(
-                "webhook: client sent %d of %s body bytes in %gs; answered 408", size, declared or "?", body_timeout_s
-            )
-            return JSONResponse(
-                {"error": f"body not received within {body_timeout_s:g}s"},
-                status_code=408,
-                headers={"connection": "close"},
-            )
-        except ClientDisconnect:
-            stats.client_disconnects += 1
-            log.warning("webhook: client disconnected after %d of %s body bytes; nothing done", size, declared or "?")
-            return JSONResponse({"error": "client disconnected"}, status_code=400)
-        return b"".join(chunks)
-
-    def too_large() -> JSONResponse:
-        stats.rejected_size += 1
-        return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, status_code=413)
-
-    async def notify(event: PromptVersionEvent, raw: bytes) -> None:
-        """POST the event to the notify URL, re-signed with a fresh timestamp so the receiver can verify it."""
-        assert notify_url is not None
-        try:
-            async for attempt in async_retrying(retry_attempts, initial=retry_initial_s, retry_on=_is_retryable_http):
-                with attempt:
-                    resp = await http().post(
-                        notify_url,
-                        content=raw,
-                        headers={"content-type": "application/json", SIGNATURE_HEADER: sign(raw, secret)},
-                    )
-                    if resp.status_code == 429 or resp.status_code >= 500:
-                        retry_after = resp.headers.get("retry-after")
-                        raise TransientError(
-                            f"notify URL answered {resp.status_code}",
-                            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-                        )
-                    resp.raise_for_status()
-            stats.notify_sent += 1
-        except Exception as exc:
-            stats.notify_failed += 1
-            log.error("webhook: notify POST for event %s failed after retries: %s", event.id, type(exc).__name__)
-
-    async def alert(event: PromptVersionEvent) -> None:
-        assert slack is not None and channel
-        text, blocks = _slack_text(event)
-        try:
-            async for attempt in async_retrying(retry_attempts, initial=retry_initial_s, retry_on=_retry_slack):
-                with attempt:
-                    await slack.post_message(channel, text, blocks)
-            stats.slack_sent += 1
-        except Exception as exc:
-            stats.slack_failed += 1
-            log.error("webhook: Slack alert for event %s failed after retries: %s", event.id, type(exc).__name__)
-
-    async def listeners(change: PromptChange) -> None:
-        assert prompt_manager is not None
-        await prompt_manager.anotify_change(change)
-
-    async def handle(request: Request) -> JSONResponse:
-        stats.received += 1
-        raw = await read_body(request)
-        if isinstance(raw, JSONResponse):
-            return raw
-        try:
-            verify_signature(request.headers.get(SIGNATURE_HEADER), raw, secret, tolerance_s=tolerance_s, now=clock())
-        except SignatureError as exc:
-            stats.rejected_signature += 1
-            log.warning("webhook: refused delivery: %s", exc)
-            return JSONResponse({"error": str(exc)}, status_code=401)
-        try:
-            event = PromptVersionEvent.model_validate(json.loads(raw))
-        except (ValueError, ValidationError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            stats.rejected_payload += 1
-            reason = "malformed JSON" if not isinstance(exc, ValidationError) else "not a prompt-version event"
-            log.warning("webhook: refused delivery: %s", reason)
-            return JSONResponse({"error": reason}, status_code=400)
-        if event.type != "prompt-version" or event.action not in HANDLED_ACTIONS:
-            stats.ignored += 1
-            log.info("webhook: ignored event %s (type %r, action %r)", event.id, event.type, event.action)
-            return JSONResponse({"status": "ignored", "reason": f"unhandled {event.type}/{event.action}"})
-        if not seen.add_if_new(event.id):
-            stats.duplicates += 1
-            log.info("webhook: duplicate delivery of event %s ignored", event.id)
-            return JSONResponse({"status": "duplicate", "id": event.id})
-
-        name = event.prompt.name
-        stamp: int | None = None
-        if invalidation is not None:
-            try:
-                stamp = await asyncio.to_thread(invalidation.bump, name)
-            except Exception as exc:
-                seen.forget(event.id)  # let Langfuse's retry try again
-                stats.invalidation_errors += 1
-                log.error("webhook: could not bump %s for %r: %s", invalidation.describe(), name, type(exc).__name__)
-                return JSONResponse({"error": "prompt cache store unavailable; retry later"}, status_code=503)
-        if prompt_manager is not None:
-            prompt_manager.mark_stale(name, stamp=stamp)
-            change = PromptChange(
-                name=name,
-                action=event.action,
-                version=event.prompt.version,
-                labels=tuple(event.prompt.labels),
-                source="webhook",
-            )
-            background.spawn(listeners(change), f"listeners:{event.id}")
-        if notify_url:
-            background.spawn(notify(event, raw), f"notify:{event.id}")
-        if slack is not None and channel:
-            background.spawn(alert(event), f"slack:{event.id}")
-        stats.accepted += 1
-        log.info(
-            "webhook: prompt %r v%s %s; cache invalidated (stamp %s)", name, event.prompt.version, event.action, stamp
-        )
-        return JSONResponse({"status": "ok", "id": event.id, "prompt": name, "stamp": stamp})
-
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "invalidation": invalidation.describe() if invalidation is not None else "process-local",
-                "pending_background_tasks": len(background.tasks),
-                "seen_events": len(seen),
-                "stats": asdict(stats),
-            }
-        )
-
+def _routes(webhook: PromptWebhook) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await background.drain(timeout_s=10.0)
-        if "client" in client_holder:
-            await client_holder["client"].aclose()
+        await webhook.deliveries.aclose()
 
     app = Starlette(
-        routes=[Route(WEBHOOK_PATH, handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+        routes=[
+            Route(WEBHOOK_PATH, webhook.handle, methods=["POST"]),
+            Route("/healthz", webhook.healthz, methods=["GET"]),
+        ],
         lifespan=lifespan,
     )
-    app.state.stats = stats
-    app.state.background = background
-    app.state.invalidation = invalidation
+    app.state.stats = webhook.stats
+    app.state.background = webhook.deliveries.background
+    app.state.invalidation = webhook.invalidation
     return app
