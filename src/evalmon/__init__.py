@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from shared.monitoring.extractors import extractor_registry, register_extractor
     from shared.monitoring.loader import load_monitor_config
     from shared.monitoring.monitor import OnlineMonitor
+    from shared.monitoring.needs import ExtractorNeeds, declare_needs
     from shared.monitoring.run_context import RunContext
     from shared.monitoring.sampling import Sampler, SamplerParams, register_sampler, sampler_registry
     from shared.monitoring.sinks.base import Sink, SinkParams, SinkReport, register_sink, sink_registry
@@ -61,6 +62,7 @@ __all__ = [
     "EvalmonError",
     "EvaluationConfig",
     "EvaluationResult",
+    "ExtractorNeeds",
     "InvalidRecord",
     "InvalidRecordError",
     "Message",
@@ -91,6 +93,7 @@ __all__ = [
     "__version__",
     "build_metric",
     "build_trends",
+    "declare_needs",
     "evaluate",
     "extractor_registry",
     "load_monitor_config",

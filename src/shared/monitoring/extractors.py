@@ -21,7 +21,7 @@ from shared.monitoring.extraction.default import read_trace
 from shared.monitoring.extraction.documents import documents_of, numbered
 from shared.monitoring.extraction.paths import FieldSpec, as_spec, get_path, resolve_spec, tolerant_get
 from shared.monitoring.extraction.text import as_text
-from shared.monitoring.needs import EVERYTHING, ExtractorNeeds, needs_of
+from shared.monitoring.needs import EVERYTHING, ExtractorNeeds, declare_needs, needs_of
 from shared.registry import Registry
 from shared.traces import Trace, parse_time
 
@@ -34,6 +34,7 @@ __all__ = [
     "FieldSpec",
     "as_text",
     "build_item",
+    "declare_needs",
     "extract_with_origins",
     "extractor_registry",
     "get_path",
@@ -111,6 +112,7 @@ def resolve_extractor(
 def _as_callable(value: Any, name: str) -> Extractor:
     if not callable(value):
         raise ConfigError(f"'{name}' is not callable", field="extractor")
+    needs_of(value)  # a malformed `needs` is a config error when the config loads, not mid-run
     return value
 
 
@@ -228,10 +230,12 @@ class FieldPathExtractor:
     # -- needs ---------------------------------------------------------------------------
     def _needs(self) -> ExtractorNeeds:
         """Root only when every field is a path on the trace's own fields; else what the paths name.
-        Field groups are narrowed only when no path is configured (a path may read any field)."""
+        Field groups are narrowed only when no path is configured (a path may read any field).
+        An `id` path of its own means items are not known by the source's ids until extracted."""
         paths = [*self.fields.values(), *self.field_paths]
+        keeps_ids = self.fields.get("id", "id") == "id"
         if any(name not in self.specs for name in RULE_FIELDS):
-            return ExtractorNeeds(field_groups=None if paths else DEFAULT_FIELD_GROUPS)
+            return ExtractorNeeds(field_groups=None if paths else DEFAULT_FIELD_GROUPS, keeps_source_ids=keeps_ids)
         names: set[str] = set()
         types: set[str] = set()
         for path in paths:
@@ -244,6 +248,7 @@ class FieldPathExtractor:
             root_only=not names and not types,
             observation_names=frozenset(names),
             observation_types=frozenset(types),
+            keeps_source_ids=keeps_ids,
         )
 
 

@@ -304,14 +304,12 @@ class OnlineMonitor:
 
     def _reads_in_parts(self) -> bool:
         """Sample on root records, hydrate only the chosen ones? Only when the source can split a
-        record, the extractor keeps the source's ids (it declares its needs, or it is the default
-        one with the default id) and the sampler reads nothing a root lacks."""
+        record, the extractor declares its needs and keeps the source's ids, and the sampler reads
+        nothing a root lacks."""
         if not self.source.reads_in_parts or not samples_on_preview(self.config.sampling):
             return False
-        if needs_of(self.extractor) is not None:
-            return True
-        fields = getattr(self.extractor, "fields", None)  # the default extractor's configured paths
-        return isinstance(fields, dict) and fields.get("id", "id") == "id"
+        needs = needs_of(self.extractor)
+        return needs is not None and needs.keeps_source_ids
 
     async def _chunks(
         self, run: RunContext, ledger: ScoredItemsStore, counts: Counts, limit: int | None, reporter: Reporter

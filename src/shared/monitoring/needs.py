@@ -1,16 +1,21 @@
 """What an extractor reads from a trace, so a source can fetch exactly that and nothing more.
 
-An extractor declares its needs with a `needs` attribute (an `ExtractorNeeds`, or a method
-returning one). A source that reads traces in parts (the Langfuse source) then skips the child
-query when only the root is needed, filters children by name or type when those are declared,
-and asks only for the field groups used. An extractor that declares nothing gets everything.
+An extractor declares its needs in a `needs` attribute holding an `ExtractorNeeds` (a function
+extractor gets one with the `@declare_needs(...)` decorator). A source that reads traces in parts
+(the Langfuse source) then skips the child query when only the root is needed, filters children
+by name or type when those are declared, and asks only for the field groups used; and a monitor
+may sample on root previews first and hydrate only the chosen items, when the extractor keeps the
+source's ids. An extractor that declares nothing gets everything, whole records, read before
+sampling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from shared.errors import ConfigError
 
 
 def _frozen(values: Iterable[str] | None) -> frozenset[str]:
@@ -26,12 +31,15 @@ class ExtractorNeeds:
     names or (upper-case) types; both empty and not root_only means every child.
     field_groups: Langfuse v2 field groups read (`core`, `basic`, `io`, `metadata`, ...);
     None means the source's configured groups.
+    keeps_source_ids: the item's id is the record's own id (the trace id; the observation id at
+    observation level), so a monitor may choose items on root previews before extracting them.
     """
 
     root_only: bool = False
     observation_names: frozenset[str] = field(default_factory=frozenset)
     observation_types: frozenset[str] = field(default_factory=frozenset)
     field_groups: frozenset[str] | None = None
+    keeps_source_ids: bool = True
 
     def __post_init__(self) -> None:  # accept any iterable (a set, a list) and store frozensets
         object.__setattr__(self, "observation_names", _frozen(self.observation_names))
@@ -60,6 +68,7 @@ class ExtractorNeeds:
             observation_names=names,
             observation_types=types,
             field_groups=groups,
+            keeps_source_ids=self.keeps_source_ids and other.keeps_source_ids,
         )
 
 
@@ -67,21 +76,27 @@ EVERYTHING = ExtractorNeeds()
 
 
 def needs_of(extractor: Any) -> ExtractorNeeds | None:
-    """The needs an extractor declares (attribute or method `needs`), or None when it declares none.
-
-    Any object with `root_only`, `observation_names` and `observation_types` (and optionally
-    `field_groups`) counts, so extractors can declare needs without importing this module.
-    """
+    """The needs an extractor declares in its `needs` attribute, or None when it declares none."""
     declared = getattr(extractor, "needs", None)
-    if callable(declared) and not hasattr(declared, "root_only"):
-        declared = declared()
     if declared is None or isinstance(declared, ExtractorNeeds):
         return declared
-    if not all(hasattr(declared, name) for name in ("root_only", "observation_names", "observation_types")):
-        return None
-    return ExtractorNeeds(
-        root_only=bool(declared.root_only),
-        observation_names=declared.observation_names,
-        observation_types=declared.observation_types,
-        field_groups=getattr(declared, "field_groups", None),
+    name = getattr(extractor, "__qualname__", type(extractor).__qualname__)
+    raise ConfigError(
+        f"extractor {name} declares needs of type {type(declared).__name__}; "
+        "it must be an ExtractorNeeds (shared.monitoring.needs), or nothing",
+        field="extractor",
     )
+
+
+E = TypeVar("E", bound=Callable[..., Any])
+
+
+def declare_needs(needs: ExtractorNeeds) -> Callable[[E], E]:
+    """Decorator: `@declare_needs(ExtractorNeeds(...))` on a `record -> DatasetItem` function sets
+    its `needs`, so a source reads only that and a monitor can sample before it reads."""
+
+    def wrap(extractor: E) -> E:
+        setattr(extractor, "needs", needs)  # noqa: B010 - a function has no declared `needs` attribute
+        return extractor
+
+    return wrap
