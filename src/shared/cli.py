@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Inspect and maintain the CSV ledger of scored items.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+runs_app = typer.Typer(help="List and prune run folders (results, summary.json, reports).", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 from shared.langfuse.webhook_cli import webhook_app  # noqa: E402
 
 app.add_typer(webhook_app, name="webhook")
@@ -109,7 +111,10 @@ def parse_time_option(value: str | None, name: str) -> Any:
 def run(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Fetch, sample, evaluate, write local files only.")
+        bool, typer.Option("--dry-run", help="Fetch, sample and evaluate; publish, record and write nothing.")
+    ] = False,
+    keep_results: Annotated[
+        bool, typer.Option("--keep-results", help="With --dry-run: still write the run folder (results, reports).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the RunSummary JSON on stdout.")] = False,
     since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")] = None,
@@ -130,6 +135,7 @@ def run(
             dry_run=dry_run,
             limit=limit,
             reporter=make_reporter(),
+            keep_results=True if keep_results else None,
         )
         if as_json:
             sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
@@ -200,11 +206,15 @@ def print_summary(summary: Any) -> None:
         out.print(f"[red]error:[/red] {error}", highlight=False)
     for warning in summary.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-    out.print(f"results: {summary.results_dir}")
     if summary.results_dir:
         from shared.monitoring.sinks.local import how_to_open
 
+        out.print(f"results: {summary.results_dir}")
         out.print(f"  {escape(how_to_open(summary.results_dir))}", highlight=False)
+    elif summary.status == "dry_run" and c.sampled:
+        out.print("results: not kept (a dry run writes no run folder; add --keep-results to keep one)")
+    else:
+        out.print("results: none (nothing was scored, so no run folder)")
 
 
 @app.command()
@@ -238,15 +248,24 @@ def validate(
 
 
 def check_local_paths(monitor: Any) -> None:
-    """The files `run` would read, resolved as `run` resolves them, so validate never passes a
-    config that `run` then fails from the same directory."""
+    """The files `run` would read (the trace file, metric params named `*file`), resolved as `run`
+    resolves them (against the config's repository root), so validate never passes a config that
+    `run` then fails, from any directory."""
+    from shared.monitoring.config import resolve_path
+
+    config_file = str(monitor.config_path) if monitor.config_path else None
+    rule = f"relative paths resolve against {monitor.base_dir}, the config's repository root or folder"
     file = getattr(monitor.source, "file", None)
     if isinstance(file, Path) and not file.is_file():
-        raise ConfigError(
-            f"trace file not found: {file} (a relative path resolves against the working directory, {Path.cwd()})",
-            field="source.path",
-            file=str(monitor.config_path) if monitor.config_path else None,
-        )
+        raise ConfigError(f"trace file not found: {file} ({rule})", field="source.path", file=config_file)
+    for index, metric in enumerate(monitor.metrics):
+        for param, value in metric.params.model_dump().items():
+            if param.endswith("file") and isinstance(value, str) and value:
+                path = resolve_path(value, monitor.base_dir)
+                if not path.is_file():
+                    raise ConfigError(
+                        f"file not found: {path} ({rule})", field=f"metrics.{index}.params.{param}", file=config_file
+                    )
 
 
 def print_sample_check(monitor: Any, since: str | None, until: str | None, limit: int) -> None:
@@ -427,7 +446,7 @@ def calibrate(
 
 def _monitor_and_runs(name_or_config: str) -> tuple[str, Path, Path | None]:
     """A config gives its monitor name and runs folder; anything else is a monitor name."""
-    from shared.monitoring.config import NAME_PATTERN
+    from shared.monitoring.config import NAME_PATTERN, config_root, resolve_path
     from shared.monitoring.loader import load_monitor_config
 
     try:
@@ -439,7 +458,7 @@ def _monitor_and_runs(name_or_config: str) -> tuple[str, Path, Path | None]:
     parent = loaded.path.resolve().parent
     return (
         loaded.config.monitor,
-        Path(loaded.config.publish.local.dir),
+        resolve_path(loaded.config.publish.local.dir, config_root(loaded.path)),
         parent.parent if parent.name == "config" else None,
     )
 
@@ -541,6 +560,98 @@ def ledger_compact_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None
         raise typer.Exit(2)
     before, after = compact(path)
     out.print(f"{path}: {before} -> {after} rows")
+
+
+RunsTarget = Annotated[
+    str | None,
+    typer.Argument(metavar="[MONITOR]", help="A config (file or bare name) or a monitor name; default: every monitor."),
+]
+RunsDir = Annotated[
+    Path | None, typer.Option("--dir", help="Runs folder; default: the config's publish.local.dir, else data/runs.")
+]
+
+
+def _runs_target(target: str | None, runs_dir: Path | None) -> tuple[str | None, Path]:
+    """(monitor name or None for all, runs folder) of a `runs` command."""
+    if target is None:
+        return None, runs_dir or Path("data/runs")
+    name, configured, _ = _monitor_and_runs(target)
+    return name, runs_dir or configured
+
+
+@runs_app.command("list")
+def runs_list_cmd(
+    target: RunsTarget = None,
+    runs_dir: RunsDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """The run folders, oldest first, with status and size."""
+
+    def body() -> None:
+        from shared.monitoring.sinks.retention import list_runs
+
+        name, root = _runs_target(target, runs_dir)
+        runs = [(run, run.size_bytes()) for run in list_runs(root, name)]
+        if as_json:
+            rows = [
+                {"run_id": r.run_id, "monitor": r.monitor, "status": r.status, "bytes": size, "path": str(r.path)}
+                for r, size in runs
+            ]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        for run, size in runs:
+            out.print(f"{run.run_id}  {run.status:<10} {_human_bytes(size):>9}", highlight=False)
+        whose = f" of {name}" if name else ""
+        total = _human_bytes(sum(size for _, size in runs))
+        out.print(f"{len(runs)} run folder(s){whose}, {total}, in {root}", highlight=False)
+
+    guarded(body)
+
+
+@runs_app.command("prune")
+def runs_prune_cmd(
+    target: RunsTarget = None,
+    keep: Annotated[int | None, typer.Option(min=0, help="Keep each monitor's newest N run folders.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Delete folders of runs started longer ago: 30d, 12h, 2w.")
+    ] = None,
+    runs_dir: RunsDir = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete old run folders; with --keep and --older-than, only folders both rules let go."""
+
+    def body() -> None:
+        from shared.monitoring.sinks.retention import list_runs, parse_age, prune_runs, runs_to_prune
+
+        if keep is None and older_than is None:
+            raise ConfigError("say which folders to delete: --keep N, --older-than AGE (30d), or both", field="--keep")
+        age = parse_age(older_than) if older_than is not None else None
+        name, root = _runs_target(target, runs_dir)
+        sizes = {run.path: run.size_bytes() for run in runs_to_prune(list_runs(root, name), keep=keep, older_than=age)}
+        if dry_run:
+            for path in sizes:
+                out.print(f"would delete {path.name}", highlight=False)
+            freed = _human_bytes(sum(sizes.values()))
+            out.print(f"would delete {len(sizes)} run folder(s), {freed}, in {root}", highlight=False)
+            return
+        removed = prune_runs(root, name, keep=keep, older_than=age)
+        for path in removed:
+            out.print(f"deleted {path.name}", highlight=False)
+        freed = _human_bytes(sum(sizes.get(path, 0) for path in removed))
+        out.print(f"deleted {len(removed)} run folder(s), {freed}, in {root}", highlight=False)
+
+    guarded(body)
+
+
+def _human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value, unit = size / 1024, "KB"
+    for bigger in ("MB", "GB", "TB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
 
 
 @app.command()

@@ -65,11 +65,18 @@ def test_failed_sink_records_nothing_and_exits_1(tmp_path: Path, traces_file: Pa
     assert not list(read_rows(tmp_path / "ledger.csv"))
 
 
-def test_dry_run_writes_local_files_but_no_ledger(tmp_path: Path, traces_file: Path) -> None:
+def test_dry_run_writes_nothing_unless_asked_to_keep_results(tmp_path: Path, traces_file: Path) -> None:
     config = write_config(tmp_path, traces_file)
     code, summary = run_json(str(config), "--dry-run")
     assert code == 0 and summary["status"] == "dry_run" and summary["counts"]["recorded"] == 0
-    assert len(read_results(summary["results_dir"])) == 2 * summary["counts"]["evaluated"] > 0
+    assert summary["counts"]["evaluated"] > 0 and summary["metrics"]["non_empty"]["n"] > 0  # the summary is whole
+    assert summary["results_dir"] is None and not (tmp_path / "runs").exists()
+    assert not (tmp_path / "ledger.csv").exists()
+
+    code, kept = run_json(str(config), "--dry-run", "--keep-results")
+    assert code == 0 and kept["status"] == "dry_run" and kept["counts"]["recorded"] == 0
+    assert len(read_results(kept["results_dir"])) == 2 * kept["counts"]["evaluated"] > 0
+    assert (Path(kept["results_dir"]) / "report.md").is_file()
     assert not (tmp_path / "ledger.csv").exists()
 
 

@@ -204,7 +204,7 @@ def rag_config(tmp_path: Path, traces: Path, extractor_fields: dict[str, str]) -
 def test_a_run_reading_the_root_status_says_so_in_its_summary(tmp_path: Path) -> None:
     traces = write_jsonl(tmp_path / "rag.jsonl", rag_traces(60))
     config = rag_config(tmp_path, traces, {"actual_output": "output", "retrieved_content": "retrieve.output"})
-    summary = OnlineMonitor.from_yaml(config, base_dir=tmp_path).run(dry_run=True)
+    summary = OnlineMonitor.from_yaml(config, base_dir=tmp_path).run(dry_run=True, keep_results=True)
     assert summary.status == "dry_run"  # warnings never turn a run red
     text = "\n".join(summary.warnings)
     assert "actual_output looks like a status object, not an answer, on 60 of 60 items" in text

@@ -21,6 +21,8 @@ runner = CliRunner()
 
 
 def implementation_config(root: Path, name: str, body: str) -> Path:
+    """A config inside a repository at `root`: its relative paths resolve against `root`."""
+    (root / "pyproject.toml").touch()
     folder = root / "src" / "implementations" / "acme" / "config"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"

@@ -52,7 +52,9 @@ def run_step(tmp_path: Path, config: str, *, dry_run: bool = False) -> tuple[int
 def test_the_run_step_writes_the_summary_and_passes_the_exit_code(tmp_path: Path) -> None:
     write_monitor(tmp_path)
     code, summary = run_step(tmp_path, "sched_e2e.yaml", dry_run=True)
+    # a dry run keeps no run folder unless asked: the step asks (--keep-results), for this report.md
     assert code == 0 and "## evalmon: sched_e2e - dry_run" in summary
+    assert "| non_empty | higher is better | 12 | pass rate 75.0% |" in summary
     assert not (tmp_path / "ledger.csv").exists(), "a dry run records nothing"
 
     code, summary = run_step(tmp_path, "sched_e2e.yaml")

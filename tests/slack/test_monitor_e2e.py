@@ -110,7 +110,7 @@ def test_a_healthy_run_posts_nothing(slack_env: SlackServer, tmp_path: Path) -> 
 
 def test_most_recent_sampling_takes_the_newest_threads(slack_env: SlackServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, unresolved_threshold=0.9, sampling={"strategy": "most_recent", "n": 2})
-    summary = OnlineMonitor.from_yaml(config, base_dir=tmp_path).run(dry_run=True)
+    summary = OnlineMonitor.from_yaml(config, base_dir=tmp_path).run(dry_run=True, keep_results=True)
     ids = set(read_results(str(summary.results_dir))["id"])
     assert {f"C2:{ts(300)}", f"C2:{ts(200)}"} <= ids
     assert f"C1:{ts(100)}" not in ids and f"C1:{ts(0)}" not in ids

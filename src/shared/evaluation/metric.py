@@ -137,6 +137,9 @@ class BaseMetric(ABC):
     # `field:` in a metric's params when the metric does not read it itself: the text this metric reads
     # as `actual_output` (an item field, a path inside one, or a trace path; see `read_field`).
     source_field: str | None = None
+    # Where relative paths in params (prompt files, caches) resolve before `setup` (whose context carries
+    # the same folder): the monitor sets its base_dir, the config's repository root; None: the cwd.
+    base_dir: Path | None = None
 
     def __init__(
         self, params: MetricParams | None = None, *, threshold: float | None = None, name: str | None = None

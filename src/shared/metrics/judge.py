@@ -261,7 +261,7 @@ class JudgeMetric(BaseMetric):
         """Before `setup`: the fallback files' versions (setup may replace them by Langfuse versions)."""
         out: dict[str, JudgePrompt] = {}
         for key, (name, configured) in self.prompt_specs().items():
-            path = self._fallback_path(key, configured, Path.cwd())
+            path = self._fallback_path(key, configured, self._paths_base())
             text = None if path else self.builtin_prompt(key)
             found = load_judge_prompt_sync(name, fallback_file=path, fallback_text=text)
             if found is not None:
@@ -395,7 +395,13 @@ class JudgeMetric(BaseMetric):
         return CostEstimate(calls=round(calls), cost_usd=round(cost, 6))
 
     def _prices(self) -> PriceTable:
-        return PriceTable.from_config(self.params.prices, self._price_file(Path.cwd()))
+        return PriceTable.from_config(self.params.prices, self._price_file(self._paths_base()))
+
+    def _paths_base(self) -> Path:
+        """Where relative prompt and price files resolve: the run's base_dir once set up, else the monitor's."""
+        if self._context is not None:
+            return self._context.base_dir
+        return self.base_dir or Path.cwd()
 
     def rendered(self, prompt_key: str, variables: Mapping[str, Any]) -> list[dict[str, str]] | None:
         """The prompt's messages for these variables (None before setup when no local prompt exists)."""

@@ -369,13 +369,15 @@ def monitor_backfill(
     progress: bool | None = None,
 ) -> BackfillReport:
     """`evalmon backfill`: each chunk is `OnlineMonitor.run(since=..., until=...)` of a fresh monitor."""
-    from shared.monitoring.config import find_config
+    from shared.monitoring.config import find_config, resolve_path
     from shared.monitoring.monitor import OnlineMonitor
 
     start, end = parse_iso(since, field="--since"), parse_iso(until, field="--until")
     size = parse_chunk(chunk)
     path = find_config(config)
-    monitor_config = OnlineMonitor.from_yaml(path, overrides=list(overrides)).config
+    first = OnlineMonitor.from_yaml(path, overrides=list(overrides))
+    monitor_config = first.config
+    state_dir = resolve_path(state_dir, first.base_dir)  # beside the ledger: resumable from any directory
     settle = timedelta(minutes=monitor_config.window.settle_minutes)
 
     def run_chunk(chunk_since: datetime, chunk_until: datetime) -> RunOutcome:

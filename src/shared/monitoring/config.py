@@ -398,6 +398,31 @@ def alert_state_path(config: MonitorConfig) -> Path:
     return Path(configured) if configured else Path(config.dedup.path).parent / ALERT_STATE_FILE
 
 
+# What marks a repository root: relative paths in a config resolve against the nearest ancestor
+# folder of the config file holding one of these, else against the config's own folder.
+ROOT_MARKERS = (".git", "pyproject.toml")
+
+
+def config_root(config_path: str | Path) -> Path:
+    """The folder a config's relative paths (source.path, dedup.path, publish.local.dir, alerts.state_path,
+    judge cache and prompt files) resolve against: the config's repository root, else its own folder.
+
+    Fixed by where the config file lives, never by the current directory, so `validate`, `run`,
+    `schedule` and the cron agree from anywhere (architecture.md section 7).
+    """
+    folder = Path(config_path).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return folder
+
+
+def resolve_path(value: str | Path, base_dir: Path) -> Path:
+    """A config path as it is used: absolute as written, relative against `base_dir` (see config_root)."""
+    path = Path(value)
+    return path if path.is_absolute() else base_dir / path
+
+
 def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
     """A path as given, or a bare name resolved under src/implementations/*/config/."""
     from shared.errors import ConfigError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError
-from shared.monitoring.config import alert_state_path, bundled_configs, find_config
+from shared.monitoring.config import alert_state_path, bundled_configs, config_root, find_config, resolve_path
 from shared.monitoring.loader import load_monitor_config
 
 
@@ -25,7 +25,9 @@ class CronEntry:
     name: str  # the config's file stem: job name, concurrency group and cache key
     config: str  # the config file, relative to the working directory when inside it
     monitor: str
-    ledger: str  # the CSV ledger to restore before and save after the run; "" when there is none
+    # the CSV ledger to restore before and save after the run, relative to the working directory when
+    # inside it (as actions/cache wants); "" when there is none
+    ledger: str
     alert_state: str  # the alert incident state file carried beside it; "" when there is none
 
 
@@ -39,7 +41,9 @@ def cron_entries(
     """The entries of `configs`, or, when none are given, of every bundled config marked for the cron.
 
     DATAFLOW: names -> config paths (find_config / bundled_configs) -> load_monitor_config (schema
-    only: no plug-in import, no source) -> marked ones (unless named) -> CronEntry with dedup.path.
+    only: no plug-in import, no source) -> marked ones (unless named) -> CronEntry with dedup.path
+    resolved as the run resolves it (against the config's repository root, config_root) and given
+    relative to `base_dir` (the workspace: the current directory unless given).
     Every config is validated, so a broken config fails the planning job in one line (exit 2)
     rather than dropping silently out of the cron.
     """
@@ -54,7 +58,8 @@ def cron_entries(
         config = load_monitor_config(path, env=env).config
         if not configs and not (config.schedule and config.schedule.github_actions):
             continue
-        ledger = Path(config.dedup.path) if config.dedup.store == "csv" else None
+        root = config_root(path)
+        ledger = resolve_path(config.dedup.path, root) if config.dedup.store == "csv" else None
         has_alerts = bool(config.alerts.rules)  # without DATABASE_URL, incidents live in this file
         entries.append(
             CronEntry(
@@ -62,7 +67,7 @@ def cron_entries(
                 config=_relative(path, base),
                 monitor=config.monitor,
                 ledger=_relative(ledger, base) if ledger is not None else "",
-                alert_state=_relative(alert_state_path(config), base) if has_alerts else "",
+                alert_state=_relative(resolve_path(alert_state_path(config), root), base) if has_alerts else "",
             )
         )
     _reject_shared_names(entries)
@@ -70,7 +75,7 @@ def cron_entries(
 
 
 def _relative(path: Path, base: Path) -> str:
-    """`path` relative to `base` when it lies inside it (as the monitor resolves a relative ledger path)."""
+    """`path` relative to `base` when it lies inside it, else absolute."""
     absolute = path if path.is_absolute() else base / path
     try:
         return absolute.resolve().relative_to(base).as_posix()

@@ -24,7 +24,7 @@ from shared.evaluation.metric import BaseMetric, MetricContext, build_metric
 from shared.evaluation.results import EvaluationResult, ResultRow, ResultTally
 from shared.evaluation.runner import PendingItem, evaluate
 from shared.metrics.judge_cost import judge_run_warnings
-from shared.monitoring.config import MonitorConfig
+from shared.monitoring.config import MonitorConfig, config_root
 from shared.monitoring.extractors import Extractor, resolve_extractor
 from shared.monitoring.guards import ExtractionGuard
 from shared.monitoring.ledger.base import NullStore, ScoredItemsStore
@@ -67,7 +67,9 @@ class OnlineMonitor:
         self.config_path = config_path
         implementation_dir = _implementation_dir(config_path)
         self.settings = settings or load_settings(implementation_dir)
-        self.base_dir = base_dir or Path.cwd()
+        # relative config paths: an explicit base_dir (notebooks, tests), else the config's repository root
+        # (or its folder), never the current directory; a config built in Python without a file: the cwd
+        self.base_dir = base_dir or (config_root(config_path) if config_path is not None else Path.cwd())
         self._metric_shared: dict[str, Any] = {}  # the run's MetricContext.shared (judge budget, clients)
         for module in config.plugins:  # implementations register their plug-ins on import
             try:
@@ -78,6 +80,8 @@ class OnlineMonitor:
             build_metric(spec.key, params=spec.params, threshold=spec.threshold, name=spec.name, field=f"metrics.{i}")
             for i, spec in enumerate(config.metrics)
         ]
+        for built in self.metrics:
+            built.base_dir = self.base_dir  # their relative prompt and cache files, before setup too
         self.source: DataSource = build_source(
             config.source.type,
             config.source.params(),
@@ -133,8 +137,12 @@ class OnlineMonitor:
         limit: int | None = None,
         reporter: Reporter | None = None,
         now: datetime | None = None,
+        keep_results: bool | None = None,
     ) -> RunSummary:
         """Run the monitor once over its window and return the RunSummary.
+
+        `keep_results`: write the run folder (results, summary.json, reports). Default: a run keeps
+        them, a dry run does not (its RunSummary is complete either way).
 
         DATAFLOW:
           config (YAML + ${ENV} + --set, validated in from_yaml)
@@ -155,11 +163,13 @@ class OnlineMonitor:
           -> guards                     warnings when the extraction looks wrong (empty, status objects, ...)
           -> calibration                with `calibration:`, a warning per judge whose kappa against people is low
           -> RunSummary                 returned; written to <results_dir>/summary.json when anything was scored
+                                        (and the run keeps results: not a dry run, unless asked)
           -> report                     report.md + report.html beside it (vs earlier runs); old run folders pruned
         """
         reporter = reporter or Reporter()
         started = time.monotonic()
         run = self._new_run(since, until, dry_run, now)
+        run.keep_results = not dry_run if keep_results is None else keep_results
         counts = Counts()
         errors: list[str] = []
         tally = ResultTally()
@@ -215,12 +225,13 @@ class OnlineMonitor:
             await self._alerts(run, summary, alert_rows, report)
             for warning in summary.warnings:
                 log.warning("%s", warning)
-            if len(tally) or summary.errors:  # a run with nothing to score leaves no folder behind
+            # a run with nothing to score, or a dry run not asked to keep results, leaves no folder behind
+            if run.keep_results and (len(tally) or summary.errors):
                 write_summary(run.results_dir, summary.model_dump(mode="json"))
                 self._write_report(run, summary, report)
             else:
                 summary.results_dir = None
-            if self.config.publish.local.keep_runs is not None:
+            if self.config.publish.local.keep_runs is not None and run.keep_results:
                 prune_runs(
                     run.results_dir.parent,
                     self.name,

@@ -43,11 +43,12 @@ class PublishOutcome:
 
 
 def build_sinks(run: RunContext) -> list[Sink]:
-    """Local always; Postgres, Langfuse and the `publish.sinks` entries when enabled and not a dry run.
+    """Local files unless the run keeps no results (a dry run without --keep-results); Postgres,
+    Langfuse and the `publish.sinks` entries when enabled and not a dry run.
 
     Every sink comes from the sink registry; the built-ins keep their own config sections.
     """
-    sinks: list[Sink] = [LocalSink()]
+    sinks: list[Sink] = [LocalSink()] if run.keep_results else []
     if run.dry_run:
         return sinks
     publish = run.config.publish

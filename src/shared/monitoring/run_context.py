@@ -30,6 +30,7 @@ class RunContext:
     settings: Settings
     base_dir: Path
     dry_run: bool = False
+    keep_results: bool = True  # write the run folder (a dry run keeps none unless asked: --keep-results)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     evalmon_version: str = __version__
 

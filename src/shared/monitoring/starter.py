@@ -138,6 +138,7 @@ def init_config(
     """DATAFLOW: flags -> source (langfuse or file) -> sample of traces (window: --since/--until or the
     last `lookback_hours`) -> propose_fields -> starter YAML -> loaded as a monitor (must be valid)
     -> written atomically to `out`."""
+    from shared.monitoring.config import config_root
     from shared.monitoring.monitor import OnlineMonitor
     from shared.monitoring.sources.base import build_source, source_registry
     from shared.settings import load_settings
@@ -177,6 +178,8 @@ def init_config(
     sampled = f"{len(traces)} trace(s){named} ({source.source_key}, read {iso(window.since)} .. {iso(window.until)})"
     if source_type == "file":
         sampled = f"{len(traces)} trace(s){named} of {path}"
+    if path:  # the config reads it against its own repository root, not today's working directory
+        params["path"] = _as_config_path(base_dir / path, config_root(out))
     text = starter_config(
         source={"type": source_type, **params},
         monitor=monitor_name(trace_name, Path(path or "monitor").stem),
@@ -185,18 +188,27 @@ def init_config(
         path=str(out),
         unfiltered_trace_name=trace_name if filter_locally else None,
     )
-    _write_checked(text, out, base_dir, OnlineMonitor)
+    _write_checked(text, out, OnlineMonitor)
     return InitResult(out, proposal, len(traces))
 
 
-def _write_checked(text: str, out: Path, base_dir: Path, monitor_cls: Any) -> None:
+def _as_config_path(path: Path, root: Path) -> str:
+    """`path` as a config writes it: relative to the config's root when inside it, else absolute."""
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def _write_checked(text: str, out: Path, monitor_cls: Any) -> None:
     """Write `text` to `out` only once it loads as a monitor (what `evalmon validate` checks)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
-        monitor_cls.from_yaml(temp, base_dir=base_dir)
+        monitor_cls.from_yaml(temp)  # paths resolve as they will for `out` (same folder)
         os.replace(temp, out)
     finally:
         if os.path.exists(temp):
