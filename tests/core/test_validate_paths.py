@@ -119,3 +119,19 @@ def test_the_demo_config_resolves_against_the_repository(monkeypatch: pytest.Mon
     assert monitor.base_dir == REPO
     assert monitor.source.file == REPO / "data" / "samples" / "athena_traces.jsonl"  # type: ignore[attr-defined]
     assert runner.invoke(app, ["validate", "monitoring_local"]).exit_code == 0
+
+
+def test_init_writes_the_trace_path_as_the_config_will_read_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.inspection.shapes import rag_traces, write_jsonl
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("", encoding="utf-8")
+    write_jsonl(project / "data" / "rag.jsonl", rag_traces(5))
+    monkeypatch.chdir(project / "data")  # --path is relative to where the command runs
+    out = project / "config" / "rag.yaml"
+    done = runner.invoke(app, ["init", "--source", "file", "--path", "rag.jsonl", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert yaml.safe_load(out.read_text(encoding="utf-8"))["source"]["path"] == "data/rag.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
