@@ -421,20 +421,24 @@ def calibrate(
     """Does the judge agree with people? Kappa, correlations and the confusion matrix against human scores."""
 
     def body() -> None:
-        from shared.monitoring.calibration import check_judge_source, inputs_of, render, run_calibration
+        import asyncio
+
+        from shared.monitoring.calibration import calibrate_monitor, check_judge_source, inputs_of, render
         from shared.monitoring.monitor import OnlineMonitor
 
         window = parse_time_option(since, "--since"), parse_time_option(until, "--until")
         source = check_judge_source(judge_scores)
         monitor = OnlineMonitor.from_yaml(config, overrides=set_ or [])  # loaded, not run
-        report = run_calibration(
-            inputs_of(monitor),
-            human,
-            since=window[0],
-            until=window[1],
-            metric=metric,
-            source=source,
-            human_threshold=human_threshold,
+        report = asyncio.run(
+            calibrate_monitor(
+                inputs_of(monitor),
+                human,
+                since=window[0],
+                until=window[1],
+                metric=metric,
+                source=source,
+                human_threshold=human_threshold,
+            )
         )
         if as_json:
             sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")

@@ -195,6 +195,22 @@ class Observation(Record):
         return f"Observation({self.type} {self.name!r} id={self.id})"
 
 
+class ObservationOfType:
+    """`step.tool`: the step's first observation of one type, as a typed attribute (see Step.of_type)."""
+
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+    @overload
+    def __get__(self, step: None, owner: type[Step]) -> ObservationOfType: ...
+
+    @overload
+    def __get__(self, step: Step, owner: type[Step]) -> Observation | None: ...
+
+    def __get__(self, step: Step | None, owner: type[Step]) -> Observation | ObservationOfType | None:
+        return self if step is None else step.of_type(self.type)
+
+
 class Step:
     """The observations of a trace that share a name, in start order."""
 
@@ -221,46 +237,17 @@ class Step:
     def last(self) -> Observation | None:
         return self.observations[-1] if self.observations else None
 
-    @property
-    def generation(self) -> Observation | None:
-        return self.of_type("GENERATION")
-
-    @property
-    def span(self) -> Observation | None:
-        return self.of_type("SPAN")
-
+    generation = ObservationOfType("GENERATION")
+    span = ObservationOfType("SPAN")
     # Langfuse v4 types, first-class like the two above (`trace.search.tool.output`).
-    @property
-    def event(self) -> Observation | None:
-        return self.of_type("EVENT")
-
-    @property
-    def agent(self) -> Observation | None:
-        return self.of_type("AGENT")
-
-    @property
-    def tool(self) -> Observation | None:
-        return self.of_type("TOOL")
-
-    @property
-    def chain(self) -> Observation | None:
-        return self.of_type("CHAIN")
-
-    @property
-    def retriever(self) -> Observation | None:
-        return self.of_type("RETRIEVER")
-
-    @property
-    def embedding(self) -> Observation | None:
-        return self.of_type("EMBEDDING")
-
-    @property
-    def guardrail(self) -> Observation | None:
-        return self.of_type("GUARDRAIL")
-
-    @property
-    def evaluator(self) -> Observation | None:
-        return self.of_type("EVALUATOR")
+    event = ObservationOfType("EVENT")
+    agent = ObservationOfType("AGENT")
+    tool = ObservationOfType("TOOL")
+    chain = ObservationOfType("CHAIN")
+    retriever = ObservationOfType("RETRIEVER")
+    embedding = ObservationOfType("EMBEDDING")
+    guardrail = ObservationOfType("GUARDRAIL")
+    evaluator = ObservationOfType("EVALUATOR")
 
     @property
     def input(self) -> Any:

@@ -964,7 +964,7 @@ def _parse_time(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return _utc(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -144,14 +144,6 @@ _RANGE_RE = re.compile(r"^(\d+)\s*[-\u2013]\s*(\d+)$")
 MAX_RANGE = 100  # [1-100000] is not 100000 citations: wider ranges count as their two ends
 
 
-def compile_pattern(pattern: str, *, flags: int = 0) -> re.Pattern[str]:
-    """Compile a user pattern, turning re.error into a ValueError pydantic reports as a config error."""
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-
-
 def citation_groups(pattern: re.Pattern[str], text: str) -> list[str]:
     """The id text of each citation: group 1, the first non-empty group, or the whole match."""
     found: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shared.errors import MetricError
 from shared.evaluation.item import DatasetItem
@@ -15,11 +15,11 @@ from shared.metrics._text import (
     ANY_CITATION,
     citation_groups,
     clip,
-    compile_pattern,
     split_ids,
     split_sentences,
     strip_invisible,
 )
+from shared.patterns import Regex, compile_pattern
 
 _BRACKETS_RE = re.compile(r"\[[^\[\]\n]{0,64}\]")
 _MAX_LISTED = 20
@@ -64,18 +64,11 @@ class CitationValidity(BaseMetric):
     class Params(MetricParams):
         id_mode: Literal["index", "doc_id"] = "index"
         index_base: int = Field(default=1, ge=0, le=1)
-        pattern: str | None = Field(default=None, description="citation regex; default depends on id_mode")
+        pattern: Regex | None = Field(default=None, description="citation regex; default depends on id_mode")
         doc_ids_key: str = "retrieved_ids"
-        doc_id_pattern: str | None = Field(default=None, description="regex whose group 1 is a document's id")
+        doc_id_pattern: Regex | None = Field(default=None, description="regex whose group 1 is a document's id")
         case_sensitive_ids: bool = False
         when_no_citations: Literal["pass", "fail", "skip"] = "pass"
-
-        @field_validator("pattern", "doc_id_pattern")
-        @classmethod
-        def _compiles(cls, value: str | None) -> str | None:
-            if value is not None:
-                compile_pattern(value)
-            return value
 
     params: Params
 
@@ -185,15 +178,8 @@ class CitationCoverage(BaseMetric):
     """
 
     class Params(MetricParams):
-        pattern: str | None = None
+        pattern: Regex | None = None
         min_words: int = Field(default=3, ge=1)
-
-        @field_validator("pattern")
-        @classmethod
-        def _compiles(cls, value: str | None) -> str | None:
-            if value is not None:
-                compile_pattern(value)
-            return value
 
     params: Params
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
 from shared.metrics._base import unusable_fields
-from shared.metrics._text import TextField, clip, compile_pattern, normalize_for_matching
+from shared.metrics._text import TextField, clip, normalize_for_matching
+from shared.patterns import Regex, compile_pattern
 
 _GAP3 = r"(?:\W+\w+){0,3}?\W+"
 _GAP2 = r"(?:\W+\w+){0,2}?\W+"
@@ -180,16 +181,9 @@ def _search(markers: list[CompiledMarker], text: str) -> list[tuple[str, str]]:
 
 
 class _PatternParams(MetricParams):
-    extra_patterns: tuple[str, ...] = Field(
+    extra_patterns: tuple[Regex, ...] = Field(
         default=(), description="more regexes, matched case-insensitively on the normalised text"
     )
-
-    @field_validator("extra_patterns")
-    @classmethod
-    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            compile_pattern(pattern, flags=re.IGNORECASE)
-        return value
 
 
 @metric(

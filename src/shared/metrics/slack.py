@@ -12,11 +12,12 @@ import math
 import re
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shared.evaluation.item import DatasetItem, Message
 from shared.evaluation.metric import BaseMetric, MetricParams, MetricResult, metric
 from shared.metrics._text import clip
+from shared.patterns import Regex
 from shared.slack.followups import read_follow_up
 from shared.slack.thread import NEGATIVE_REACTIONS
 
@@ -102,21 +103,11 @@ class NegativeFeedback(BaseMetric):
 
 
 class UnresolvedParams(MetricParams):
-    acknowledgement_regex: str | None = Field(
+    acknowledgement_regex: Regex | None = Field(
         default=None,
         description="your own closing phrases: a last follow-up matching this closes the thread (on top of the built-in ones)",
     )
     no_answer_is_unresolved: bool = True
-
-    @field_validator("acknowledgement_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 @metric(

@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 from shared.evaluation.item import DatasetItem
 from shared.evaluation.metric import MetricResult, metric
 from shared.metrics._base import FieldMetric, FieldParams
-from shared.metrics._text import clip, compile_pattern
+from shared.metrics._text import clip
+from shared.patterns import Regex, compile_pattern
 
 _FENCE_RE = re.compile(r"^\s*```[\w-]*[ \t]*\r?\n(.*?)\r?\n?```\s*$", re.S)
 
@@ -114,7 +115,7 @@ class RegexMatch(FieldMetric):
     """
 
     class Params(FieldParams):
-        pattern: str = Field(min_length=1)
+        pattern: Regex = Field(min_length=1)
         mode: Literal["must_match", "must_not_match"] = "must_match"
         ignore_case: bool = False
         multiline: bool = False
@@ -127,12 +128,6 @@ class RegexMatch(FieldMetric):
                 | (re.MULTILINE if self.multiline else 0)
                 | (re.DOTALL if self.dotall else 0)
             )
-
-        @field_validator("pattern")
-        @classmethod
-        def _compiles(cls, value: str) -> str:
-            compile_pattern(value)
-            return value
 
     params: Params
 

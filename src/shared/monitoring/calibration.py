@@ -474,22 +474,3 @@ def check_judge_source(source: str) -> JudgeSource:
         if source == known:
             return known
     raise ConfigError(f"unknown judge score source '{source}'", field="--judge-scores", choices=set(JUDGE_SOURCES))
-
-
-def run_calibration(
-    inputs: CalibrationInputs,
-    human: str,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    metric: str | None = None,
-    source: JudgeSource = "auto",
-    human_threshold: float | None = None,
-) -> CalibrationReport:
-    """`evalmon calibrate` on a loaded monitor's inputs (the CLI loads the monitor: this module
-    sits below the monitor, whose runs call `calibration_warnings`)."""
-    return asyncio.run(
-        calibrate_monitor(
-            inputs, human, since=since, until=until, metric=metric, source=source, human_threshold=human_threshold
-        )
-    )

@@ -96,16 +96,20 @@ def register_sampler(key: str) -> Callable[[F], F]:
     return wrap
 
 
-@register_sampler("all")
-class AllSampler(Sampler[T]):
-    reads_fields = frozenset()
+class _PerItemSampler(Sampler[T]):
+    """Decides on each item as it is offered and hands the kept ones on at once (`take_ready`), so
+    memory holds only what the run has not taken yet (`all`, `rate`)."""
 
     def __init__(self, config: SamplingConfig) -> None:
         super().__init__(config)
         self._items: list[T] = []
 
+    def keeps(self, value: T) -> bool:
+        return True
+
     def _offer(self, value: T) -> None:
-        self._items.append(value)
+        if self.keeps(value):
+            self._items.append(value)
 
     def take_ready(self) -> list[T]:
         ready, self._items = self._items, []
@@ -113,6 +117,11 @@ class AllSampler(Sampler[T]):
 
     def result(self) -> list[T]:
         return self.take_ready()
+
+
+@register_sampler("all")
+class AllSampler(_PerItemSampler[T]):
+    reads_fields = frozenset()
 
 
 @register_sampler("random")
@@ -195,25 +204,16 @@ def stable_fraction(item_id: str, seed: int) -> float:
 
 
 @register_sampler("rate")
-class RateSampler(Sampler[T]):
+class RateSampler(_PerItemSampler[T]):
     reads_fields = frozenset({"id"})
 
     def __init__(self, config: SamplingConfig) -> None:
         super().__init__(config)
         assert config.rate is not None
         self.rate = config.rate
-        self._items: list[T] = []
 
-    def _offer(self, value: T) -> None:
-        if stable_fraction(_item(value).id, self.config.seed) < self.rate:
-            self._items.append(value)
-
-    def take_ready(self) -> list[T]:
-        ready, self._items = self._items, []
-        return ready
-
-    def result(self) -> list[T]:
-        return self.take_ready()
+    def keeps(self, value: T) -> bool:
+        return stable_fraction(_item(value).id, self.config.seed) < self.rate
 
 
 @register_sampler("stratified")

@@ -26,11 +26,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shared.errors import ConfigError, EvalmonError, SourceError
 from shared.monitoring.sources.base import DataSource, Ordering, SourceParams, register_source
 from shared.monitoring.window import Window
+from shared.patterns import Regex
 from shared.settings import Settings
 from shared.slack.service import SlackService
 from shared.slack.thread import SlackThread, author, datetime_to_ts, is_assistant, is_bot
@@ -43,8 +44,8 @@ class SlackSourceParams(SourceParams):
     channels: list[str] = Field(min_length=1, description="channel ids (C...), as the Web API needs them")
     include_bots: bool = Field(default=False, description="keep other bots' messages (as users)")
     exclude_users: list[str] = Field(default_factory=list, description="skip threads started by these user ids")
-    include_regex: str | None = Field(default=None, description="keep threads whose question matches")
-    exclude_regex: str | None = Field(default=None, description="skip threads whose question matches")
+    include_regex: Regex | None = Field(default=None, description="keep threads whose question matches")
+    exclude_regex: Regex | None = Field(default=None, description="skip threads whose question matches")
     max_concurrency: int = Field(default=8, ge=1, le=64, description="conversations.replies calls in flight")
     bot_user_ids: list[str] | None = Field(
         default=None, description="the assistant's user/bot ids; default: the token's own (auth.test)"
@@ -53,16 +54,6 @@ class SlackSourceParams(SourceParams):
         default=None, description="only these people are human agents; default: anyone but the asker"
     )
     page_size: int = Field(default=200, ge=1, le=999)
-
-    @field_validator("include_regex", "exclude_regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 @register_source("slack")
