@@ -20,6 +20,11 @@ What a metric sees (DatasetItem field <- where it comes from):
 Traces without a usable id or without a recommendation step raise InvalidRecordError (counted by
 the monitor, never fatal). Nothing here trusts the shape of a field: nulls, non-JSON output and
 megabyte strings all come out as an item.
+
+What it reads (`NEEDS`): the root and the three steps above, by the names athena writes (Langfuse
+matches names exactly, unlike `trace.step`), and the field groups of the fields used (not `time` or
+`metadata`), so a Langfuse run reads only those and a sampled run reads light roots first, then
+whole only the traces it chose.
 """
 
 from __future__ import annotations
@@ -32,11 +37,20 @@ from typing import Any
 from implementations.athena.langfuse.prompt_patterns import PATTERNS, parse_context_items, parse_flags
 from shared.errors import InvalidRecordError
 from shared.evaluation.item import DatasetItem
+from shared.monitoring.needs import ExtractorNeeds, declare_needs
 from shared.traces import Observation, Trace, prompt_text
 
 RECOMMENDATION_STEP = "recommendation"
 LOOKUP_STEP = "rule-lookup"
 LOCATION_STEP = "location-extraction"
+
+# What extract_recommendation reads, by Langfuse v2 field group: ids, times and types (core); names,
+# level, session, user and environment (basic); prompts and outputs (io); the model (model), cost
+# (usage), prompt name and version (prompt), latency (metrics); tags, release, trace name (trace_context).
+NEEDS = ExtractorNeeds(
+    observation_names=frozenset({RECOMMENDATION_STEP, LOOKUP_STEP, LOCATION_STEP}),
+    field_groups=frozenset({"core", "basic", "io", "model", "usage", "prompt", "metrics", "trace_context"}),
+)
 
 _SALVAGE_DECISION = re.compile(r'"decision"\s*:\s*"([^"\\]{0,40})"')
 # Writers disagree on the key's name; both mean the same thing.
@@ -44,6 +58,7 @@ REFER_REASON_KEYS = ("refer_reason", "referral_reason")
 _SALVAGE_REFER = re.compile(r'"(?:refer_reason|referral_reason)"\s*:\s*"((?:[^"\\]|\\.)*)')
 
 
+@declare_needs(NEEDS)
 def extract_recommendation(record: Any) -> DatasetItem:
     """The DatasetItem of a trace's recommendation (see the module docstring for the mapping)."""
     trace = as_trace(record)
