@@ -27,6 +27,7 @@ from shared.process import tune_gc
 app = typer.Typer(
     name="evalmon",
     help="Score the production behaviour of LLM applications on a schedule.",
+    epilog="Example: evalmon run monitoring_local (then: evalmon runs list)",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -107,7 +108,7 @@ def parse_time_option(value: str | None, name: str) -> Any:
     return parse_iso(value, field=name)
 
 
-@app.command()
+@app.command(epilog="Example: evalmon run monitoring_local --dry-run --limit 20")
 def run(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
     dry_run: Annotated[
@@ -217,7 +218,7 @@ def print_summary(summary: Any) -> None:
         out.print("results: none (nothing was scored, so no run folder)")
 
 
-@app.command()
+@app.command(epilog="Example: evalmon validate monitoring_local --sample")
 def validate(
     configs: Annotated[list[str], typer.Argument(help="Config files or bare names.")],
     sample: Annotated[
@@ -289,7 +290,7 @@ def print_sample_check(monitor: Any, since: str | None, until: str | None, limit
         out.print("    no extraction warnings", highlight=False)
 
 
-@app.command()
+@app.command(epilog="Example: evalmon inspect monitoring_langfuse --limit 10 --propose")
 def inspect(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
     since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")] = None,
@@ -323,7 +324,7 @@ def inspect(
     guarded(body)
 
 
-@app.command()
+@app.command(epilog="Example: evalmon init --source langfuse --trace-name chat --out chat.yaml")
 def init(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the starter config.")],
     source: Annotated[str, typer.Option(help="Where the traces are: langfuse or file.")] = "langfuse",
@@ -361,7 +362,7 @@ def init(
     guarded(body)
 
 
-@app.command()
+@app.command(epilog="Example: evalmon report monitoring_local --every day --by environment")
 def report(
     monitor: Annotated[str, typer.Argument(help="Monitor config (file or bare name), or a monitor name.")],
     since: Annotated[str | None, typer.Option(help="Runs whose window ends at or after this (ISO 8601).")] = None,
@@ -402,7 +403,7 @@ def report(
     raise typer.Exit(guarded(body))
 
 
-@app.command()
+@app.command(epilog="Example: evalmon calibrate monitoring_judge --human human_review")
 def calibrate(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
     human: Annotated[str, typer.Option("--human", help="Name of the human score in Langfuse (any source).")],
@@ -467,7 +468,7 @@ def _monitor_and_runs(name_or_config: str) -> tuple[str, Path, Path | None]:
     )
 
 
-@app.command()
+@app.command(epilog="Example: evalmon metrics --plugin implementations.athena.metrics")
 def metrics(
     plugin: Annotated[
         list[str] | None,
@@ -481,7 +482,7 @@ def metrics(
     def body() -> None:
         import importlib
 
-        from shared.evaluation.metric import direction_label, load_builtin_metrics, metric_registry
+        from shared.evaluation.metric import load_builtin_metrics, metric_registry
 
         load_builtin_metrics()
         modules = list(plugin or [])
@@ -512,36 +513,36 @@ def metrics(
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
-        if not out.is_terminal:  # pipes and logs: one plain line per metric, nothing cut
-            for row in rows:
-                needs = ",".join(row["required_fields"]) or "-"
-                better = direction_label(row["direction"], row["score_type"])
-                out.print(
-                    f"{row['key']}\t{row['kind']}\t{row['default_threshold']}\t{better}\t{needs}\t{row['description']}"
-                )
-            return
-        table = Table()
-        for column in ("key", "kind", "threshold", "direction", "needs"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("description")
-        for row in rows:
-            table.add_row(
-                row["key"],
-                row["kind"],
-                str(row["default_threshold"]),
-                direction_label(row["direction"], row["score_type"]),
-                ", ".join(row["required_fields"]),
-                row["description"],
-            )
-        out.print(table)
+        print_metric_list(rows, out)
 
     guarded(body)
+
+
+def print_metric_list(rows: list[dict[str, Any]], console: Console) -> None:
+    """One line per metric (key, kind, direction, threshold: grep-able), then its description and the
+    fields it needs, wrapped and indented: fits the console's width, 80 columns in pipes and logs."""
+    from rich.text import Text
+
+    from shared.evaluation.metric import direction_label
+
+    key_width = min(30, max((len(row["key"]) for row in rows), default=3))
+    console.print(f"{'key':<{key_width}}  {'kind':<9}  {'direction':<16}  threshold", highlight=False, markup=False)
+    for row in rows:
+        threshold = "-" if row["default_threshold"] is None else f"{row['default_threshold']:g}"
+        better = direction_label(row["direction"], row["score_type"])
+        console.print(
+            f"{row['key']:<{key_width}}  {row['kind']:<9}  {better:<16}  {threshold}", highlight=False, markup=False
+        )
+        needs = f" Needs: {', '.join(row['required_fields'])}." if row["required_fields"] else ""
+        for line in Text(row["description"] + needs).wrap(console, max(20, console.width - 4)):
+            line.rstrip()
+            console.print(Text("    ") + line, style="dim", soft_wrap=True)
 
 
 LedgerPath = Annotated[Path, typer.Option("--path", help="Ledger CSV file.")]
 
 
-@ledger_app.command("stats")
+@ledger_app.command("stats", epilog="Example: evalmon ledger stats --path data/scored_items.csv")
 def ledger_stats_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None:
     """Rows, unique keys, torn lines and rows per monitor."""
     from shared.monitoring.ledger.csv_store import ledger_stats
@@ -554,7 +555,7 @@ def ledger_stats_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None:
         out.print(f"  {monitor}: {rows}")
 
 
-@ledger_app.command("compact")
+@ledger_app.command("compact", epilog="Example: evalmon ledger compact --path data/scored_items.csv")
 def ledger_compact_cmd(path: LedgerPath = Path("data/scored_items.csv")) -> None:
     """Drop duplicate and torn lines (atomic rewrite under the ledger lock)."""
     from shared.monitoring.ledger.csv_store import compact
@@ -583,7 +584,7 @@ def _runs_target(target: str | None, runs_dir: Path | None) -> tuple[str | None,
     return name, runs_dir or configured
 
 
-@runs_app.command("list")
+@runs_app.command("list", epilog="Example: evalmon runs list monitoring_local")
 def runs_list_cmd(
     target: RunsTarget = None,
     runs_dir: RunsDir = None,
@@ -612,7 +613,7 @@ def runs_list_cmd(
     guarded(body)
 
 
-@runs_app.command("prune")
+@runs_app.command("prune", epilog="Example: evalmon runs prune --keep 50 --older-than 30d --dry-run")
 def runs_prune_cmd(
     target: RunsTarget = None,
     keep: Annotated[int | None, typer.Option(min=0, help="Keep each monitor's newest N run folders.")] = None,
@@ -658,7 +659,7 @@ def _human_bytes(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-@app.command()
+@app.command(epilog="Example: evalmon schedule monitoring_local --run-now")
 def schedule(
     configs: Annotated[list[str], typer.Argument(help="Config files or bare names; each needs a schedule block.")],
     once: Annotated[bool, typer.Option("--once", help="Run every monitor once now; exit with the worst code.")] = False,
@@ -683,7 +684,7 @@ def schedule(
     raise typer.Exit(guarded(body))
 
 
-@app.command("cron-matrix")
+@app.command("cron-matrix", epilog="Example: evalmon cron-matrix monitoring_langfuse")
 def cron_matrix(
     configs: Annotated[
         list[str] | None, typer.Argument(help="Only these configs (marked or not); default: every marked one.")
@@ -703,7 +704,7 @@ def cron_matrix(
     guarded(body)
 
 
-@app.command()
+@app.command(epilog="Example: evalmon backfill mine.yaml --since 2026-11-01 --until 2026-11-02")
 def backfill(
     config: Annotated[str, typer.Argument(help="Config file, or a bare name under src/implementations/*/config/.")],
     since: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC if no offset).")],

@@ -12,11 +12,12 @@ built-in or not. A registry finds a name in this order (docs/plugins.md):
    not know, or lists its keys;
 4. a dotted path (`package.module:attr`), imported directly.
 
-An unknown name is a ConfigError listing the valid keys.
+An unknown name is a ConfigError listing the valid keys, led by the closest ones ("did you mean").
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from shared.errors import ConfigError
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Registry",
+    "did_you_mean",
     "import_dotted",
     "load_installed_plugins",
     "looks_dotted",
@@ -63,6 +65,12 @@ def import_dotted(path: str, *, field: str | None = None) -> Any:
 
 def looks_dotted(name: str) -> bool:
     return ":" in name or "." in name
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """The hint after an unknown name: `; did you mean 'x'?` for the closest choice (difflib), else ''."""
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 @dataclass
@@ -177,7 +185,10 @@ class Registry(Generic[T]):
         if looks_dotted(name):
             value: T = import_dotted(name, field=field)
             return value
-        raise ConfigError(f"unknown {self.kind} '{name}'{_load_failures()}", field=field, choices=self.keys())
+        keys = self.keys()
+        raise ConfigError(
+            f"unknown {self.kind} '{name}'{did_you_mean(name, keys)}{_load_failures()}", field=field, choices=keys
+        )
 
     def _known(self, name: str, field: str | None) -> T | None:
         if name not in self._items:
@@ -205,7 +216,9 @@ def validate_params(model: type[P], values: dict[str, Any], *, field: str, also_
         first = exc.errors()[0]
         where = ".".join([field, *(str(part) for part in first["loc"])])
         if first["type"] == "extra_forbidden":
-            raise ConfigError("unknown key", field=where, choices=[*model.model_fields, *also_valid]) from None
+            valid = [*model.model_fields, *also_valid]
+            hint = did_you_mean(str(first["loc"][-1]), valid)
+            raise ConfigError(f"unknown key{hint}", field=where, choices=valid) from None
         raise ConfigError(first["msg"].removeprefix("Value error, "), field=where) from None
 
 

@@ -34,7 +34,7 @@ def run_cli(*args: str) -> tuple[int, str]:
         ),
         ("source.type=ftp", "source.type", "unknown source type 'ftp' (valid: file, langfuse, slack)"),
         ("source.colour=red", "source.colour", "unknown key (valid: environment, format"),
-        ("metrics.0.params.unknown_param=1", "metrics.0.params.unknown_param", "Extra inputs"),
+        ("metrics.0.params.unknown_param=1", "metrics.0.params.unknown_param", "unknown key (valid: "),
     ],
 )
 def test_config_error_is_one_line_naming_file_and_field(

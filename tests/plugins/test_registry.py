@@ -128,5 +128,8 @@ def test_a_registered_extractor_is_used_by_name(monkeypatch: pytest.MonkeyPatch)
 
     extract = resolve_extractor("ticket", {}, None)
     assert extract({"ticket": "T-1", "subject": "refund"}).query == "refund"
-    with pytest.raises(ConfigError, match=r"unknown extractor 'tickets' \(valid: default, slack_thread, ticket\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown extractor 'tickets'; did you mean 'ticket'\? \(valid: default, slack_thread, ticket\)",
+    ):
         resolve_extractor("tickets", {}, None)

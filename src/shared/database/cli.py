@@ -29,7 +29,7 @@ def _settings() -> Settings:
     return settings
 
 
-@db_app.command("migrate")
+@db_app.command("migrate", epilog="Example: evalmon db migrate")
 def migrate_command() -> None:
     """Apply pending migrations in one transaction (a second run changes nothing)."""
     from shared.database import migrate as migrations
@@ -50,7 +50,7 @@ def migrate_command() -> None:
     typer.echo(f"schema '{schema}': {len(applied)} migration(s) applied")
 
 
-@db_app.command("status")
+@db_app.command("status", epilog="Example: evalmon db status")
 def status_command() -> None:
     """List migrations with when each was applied, and the pending ones."""
     from shared.database import migrate as migrations

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.errors import ConfigError
 from shared.evaluation.config import EvaluationConfig
 from shared.evaluation.item import DatasetItem
-from shared.registry import Registry
+from shared.registry import Registry, validate_params
 from shared.settings import Settings
 
 MetricKind = Literal["heuristic", "llm"]
@@ -273,14 +273,7 @@ def build_metric(
     if not (isinstance(cls, type) and issubclass(cls, BaseMetric)):
         raise ConfigError(f"'{key}' is not a metric class", field=field)
     params, source_field = _split_field(cls, dict(params or {}), ".".join(p for p in (field, "params", "field") if p))
-    try:
-        parsed = cls.Params.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        where = ".".join(part for part in (field, "params", loc) if part)
-        valid = list(cls.Params.model_fields) if first["type"] == "extra_forbidden" else None
-        raise ConfigError(first["msg"].removeprefix("Value error, "), field=where, choices=valid) from None
+    parsed = validate_params(cls.Params, params, field=".".join(p for p in (field, "params") if p))
     built = cls(parsed, threshold=threshold, name=name)
     built.source_field = source_field
     return built

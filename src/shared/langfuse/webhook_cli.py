@@ -11,7 +11,7 @@ from shared.errors import ConfigError
 webhook_app = typer.Typer(help="Receive signed Langfuse prompt webhooks.", no_args_is_help=True)
 
 
-@webhook_app.command("serve")
+@webhook_app.command("serve", epilog="Example: evalmon webhook serve --port 8787")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 to accept outside connections)."),
     port: int = typer.Option(8787, help="TCP port."),

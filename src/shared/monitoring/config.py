@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.errors import ConfigError
 from shared.evaluation.config import EvaluationConfig
 from shared.monitoring.extraction.paths import FieldSpec
 
@@ -77,6 +79,38 @@ class SamplingConfig(Strict):
         if self.strategy == "stratified" and not self.field:
             raise ValueError("sampling strategy 'stratified' needs 'field' (the field path to stratify by)")
         return self
+
+
+# The SamplingConfig fields each built-in strategy reads (sampling.py); a plug-in sampler may read any.
+SAMPLING_FIELDS_USED: dict[str, frozenset[str]] = {
+    "all": frozenset(),
+    "random": frozenset({"n", "seed"}),
+    "most_recent": frozenset({"n"}),
+    "oldest": frozenset({"n"}),
+    "rate": frozenset({"rate", "seed"}),
+    "stratified": frozenset({"n", "seed", "field", "min_per_stratum"}),
+}
+
+
+def reject_ignored_overrides(config: MonitorConfig, overrides: Sequence[str]) -> None:
+    """`--set sampling.n=50` under strategy `all` would change nothing: a ConfigError naming the field,
+    rather than a run that silently ignores what was asked."""
+    strategy = config.sampling.strategy
+    used = SAMPLING_FIELDS_USED.get(strategy)
+    if used is None:
+        return
+    for override in overrides:
+        path = override.partition("=")[0].strip()
+        section, _, name = path.partition(".")
+        name = name.split(".", 1)[0]
+        if section != "sampling" or name == "strategy" or name in used or name not in SamplingConfig.model_fields:
+            continue
+        readers = [key for key, fields in SAMPLING_FIELDS_USED.items() if name in fields]
+        by = ", ".join(readers) or "plug-in samplers"
+        raise ConfigError(
+            f"sampling strategy '{strategy}' ignores '{name}' (read by {by}); set sampling.strategy too, or drop this --set",
+            field=path,
+        )
 
 
 class MetricSpec(Strict):
@@ -426,6 +460,7 @@ def resolve_path(value: str | Path, base_dir: Path) -> Path:
 def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
     """A path as given, or a bare name resolved under src/implementations/*/config/."""
     from shared.errors import ConfigError
+    from shared.registry import did_you_mean
 
     direct = Path(name_or_path)
     if direct.is_file():
@@ -440,7 +475,8 @@ def find_config(name_or_path: str, *, search_root: Path | None = None) -> Path:
     candidates = [path for path in known if path.stem == stem]
     if candidates:
         return candidates[0]
-    raise ConfigError(f"no config file '{name_or_path}'", choices={path.stem for path in known})
+    stems = {path.stem for path in known}
+    raise ConfigError(f"no config file '{name_or_path}'{did_you_mean(stem, stems)}", choices=stems)
 
 
 def bundled_configs(*, search_root: Path | None = None) -> list[Path]:

@@ -26,7 +26,9 @@ from shared.monitoring.config import (
     MonitorConfig,
     find_config,
     model_at,
+    reject_ignored_overrides,
 )
+from shared.registry import did_you_mean
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -55,6 +57,7 @@ def load_monitor_config(
         expanded = interpolate(raw, os.environ if env is None else env)
         config = validate(expanded)
         reject_non_finite(config)
+        reject_ignored_overrides(config, overrides)
     except ConfigError as exc:
         raise exc.with_file(file) from None
     return LoadedConfig(config=config, path=path)
@@ -163,11 +166,13 @@ def pydantic_to_config_error(exc: ValidationError) -> ConfigError:
     if first["type"] == "extra_forbidden":
         model = model_at(loc[:-1])
         choices = list(model.model_fields) if model is not None else None
-        return ConfigError(f"unknown key{more}", field=field, choices=choices)
+        hint = did_you_mean(str(loc[-1]), choices or [])
+        return ConfigError(f"unknown key{hint}{more}", field=field, choices=choices)
     if first["type"] == "literal_error":
         expected = str(first.get("ctx", {}).get("expected", ""))
         choices = [c.strip().strip("'") for c in re.split(r",| or ", expected) if c.strip()]
-        return ConfigError(f"invalid value {first.get('input')!r}{more}", field=field, choices=choices)
+        hint = did_you_mean(str(first.get("input")), choices)
+        return ConfigError(f"invalid value {first.get('input')!r}{hint}{more}", field=field, choices=choices)
     if first["type"] == "missing":
         return ConfigError(f"required key is missing{more}", field=field)
     message = first["msg"].removeprefix("Value error, ")

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from shared.errors import ConfigError
 from shared.evaluation.item import DatasetItem
 from shared.monitoring.needs import ExtractorNeeds
 from shared.monitoring.window import Window
-from shared.registry import Registry
+from shared.registry import Registry, validate_params
 from shared.settings import Settings
 
 Ordering = Literal["newest_first", "oldest_first", "unordered"]
@@ -139,12 +139,5 @@ def build_source(
     cls = source_registry.resolve(type_, field="source.type")
     if not (isinstance(cls, type) and issubclass(cls, DataSource)):
         raise ConfigError(f"'{type_}' is not a DataSource class", field="source.type")
-    try:
-        parsed = cls.Params.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        valid = [*cls.Params.model_fields, "type", "key"] if first["type"] == "extra_forbidden" else None
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(msg, field=f"source.{loc}", choices=valid) from None
+    parsed = validate_params(cls.Params, params, field="source", also_valid=("type", "key"))
     return cls(parsed, settings=settings, base_dir=base_dir, key=key)
