@@ -57,7 +57,6 @@ class PublishOutcome:
     partial_batches: int = 0
 
 
-
 @register_sink("langfuse")
 class LangfuseSink(Sink):
     """Publishes scores to Langfuse and reports exactly the pairs Langfuse confirmed."""
