@@ -40,6 +40,7 @@ from typing import Any
 
 from benchmarks.bench_pipeline import _peak_rss_mb
 from benchmarks.langfuse_fake import FakeLangfuseProcess
+from benchmarks.targets import record
 from shared.monitoring.config import MonitorConfig
 from shared.monitoring.monitor import OnlineMonitor
 from shared.monitoring.summary import RunSummary
@@ -51,6 +52,7 @@ SINCE = UNTIL - timedelta(hours=1)
 # evalmon reads what run_batched_evaluation reads (root observations) and no children.
 ROOT_FIELDS = {"query": "input", "actual_output": "output", "retrieved_content": "metadata.documents"}
 OBSERVATIONS_ROUTE = "GET /api/public/v2/observations"
+HAS_TARGETS = True
 
 
 def settings_for(fake: FakeLangfuseProcess) -> Settings:
@@ -187,6 +189,13 @@ def bench_compare(
             f"  {latency_ms:>6}ms | {ours_s:>9.2f} {ours_cpu:>6.2f} {ours_stored:>7} | "
             f"{sdk_s:>7.2f} {sdk_cpu:>6.2f} {sdk_stored:>7} | {sdk_s / ours_s:.2f}x (target >= 2x)"
         )
+        record(
+            f"langfuse vs run_batched_evaluation, {latency_ms} ms",
+            sdk_s / ours_s,
+            target=2,
+            unit="x",
+            note=f"{n} traces, concurrency {concurrency}; stored {ours_stored} vs {sdk_stored}",
+        )
         if latency_ms == 0:
             print(
                 f"           evalmon client CPU {1000 * ours_cpu / n:.2f} ms/trace, "
@@ -195,6 +204,14 @@ def bench_compare(
                 f"{ours_counters['requests'].get(OBSERVATIONS_ROUTE, 0)} observation reads, "
                 f"{ours_counters['response_bytes'] / 1e6:.1f} MB read; confirmed {summary.counts.published_langfuse}, "
                 f"SDK says it created {created}"
+            )
+            record(
+                "langfuse client CPU per trace, no report",
+                1000 * (ours_cpu - report_cpu) / n,
+                target=0.5,
+                unit="ms",
+                higher_is_better=False,
+                note=f"{n} traces, 0 ms latency; with the report {1000 * ours_cpu / n:.2f} ms",
             )
     fake.set_latency(0)
 
@@ -227,6 +244,23 @@ def bench_sampled(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, 
         f"sampled n=100 of {n} (default extractor): {s_req} reads / {s_bytes / 1e6:.2f} MB in {s_s:.2f}s, "
         f"full run {full_req} reads / {full_bytes / 1e6:.2f} MB in {full_s:.2f}s: "
         f"requests {s_req / full_req:.2f}, bytes {s_bytes / full_bytes:.2f} of the full run (target < 0.10)"
+    )
+    note = f"n=100 of {n} traces"
+    record(
+        "langfuse sampled run, requests",
+        s_req / full_req,
+        target=0.1,
+        unit="of full",
+        higher_is_better=False,
+        note=note,
+    )
+    record(
+        "langfuse sampled run, bytes",
+        s_bytes / full_bytes,
+        target=0.1,
+        unit="of full",
+        higher_is_better=False,
+        note=note,
     )
 
 
@@ -291,6 +325,15 @@ def bench_rss(fake: FakeLangfuseProcess, settings: Settings, workdir: Path, size
             f"  {n:>7} traces: {r['peak_rss_mb']:6.0f} MB ({r['peak_rss_mb'] / smallest:.2f}x the smallest; "
             f"target <= 1.3x), {r['seconds']:.1f}s, client CPU {1000 * r['cpu_s'] / n:.2f} ms/trace"
         )
+    largest_n, largest = rows[-1]
+    record(
+        "langfuse peak RSS, largest / smallest window",
+        largest["peak_rss_mb"] / smallest,
+        target=1.3,
+        unit="x",
+        higher_is_better=False,
+        note=f"{rows[0][0]:,} vs {largest_n:,} traces: {smallest:.0f} / {largest['peak_rss_mb']:.0f} MB",
+    )
 
 
 def bench_publish(settings: Settings, n_scores: int, concurrency: int) -> None:

@@ -17,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.targets import record
+
+HAS_TARGETS = True
 METRICS = [
     {"key": "non_empty"},
     {"key": "pii_leakage"},
@@ -69,6 +72,14 @@ def main() -> None:
                 f"status {summary.status}): items {items / mb:.1f} MB + results {results / mb:.1f} MB "
                 f"= {(items + results) / mb:.1f} MB against {wide / mb:.1f} MB for today's results.csv: "
                 f"{(items + results) / wide:.2f} of it (target <= 0.20)"
+            )
+            record(
+                f"results size ({fmt}) against text on every row",
+                (items + results) / wide,
+                target=0.2,
+                unit="of it",
+                higher_is_better=False,
+                note=f"{summary.counts.evaluated} traces x {len(METRICS)} metrics",
             )
 
 
