@@ -163,13 +163,21 @@ def _parquet_schemas(pa: Any) -> tuple[Any, Any]:
     return items, scores
 
 
+_NONE = type(None)
+
+
 def _table(pa: Any, schema: Any, rows: list[list[Any]]) -> Any:
+    """Rows -> a typed table. Text columns take str() of anything else and float columns float();
+    a column already of the right types (the usual case, checked with one `map(type, ...)`) goes
+    to pyarrow as it is."""
     columns = []
-    for index, field in enumerate(schema):
-        values = [r[index] for r in rows]
-        if pa.types.is_string(field.type):
+    transposed = zip(*rows, strict=True) if rows else ([] for _ in schema)
+    for field, column in zip(schema, transposed, strict=True):
+        values = list(column)
+        text, number = pa.types.is_string(field.type), pa.types.is_floating(field.type)
+        if text and not set(map(type, values)) <= {str, _NONE}:
             values = [v if v is None or isinstance(v, str) else str(v) for v in values]
-        elif pa.types.is_floating(field.type):
+        elif number and not set(map(type, values)) <= {float, _NONE}:
             values = [None if v is None else float(v) for v in values]
         columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)
