@@ -4,7 +4,8 @@ Setup (issue 7): a fake OpenAI-compatible judge answering every call in 200 ms, 
 concurrency 32, the limiter at 160 calls/s (9,600 requests/min), so both bounds sit at 160 calls/s.
 Calls go through the real path: runner -> llm_judge -> limiter -> openai SDK -> HTTP on loopback.
 The fake runs in a child process so its CPU time does not compete with the client's.
-Target: achieved / limit >= 0.9.
+Target: achieved / limit >= 0.9. Three runs, the median is the figure: on a shared machine other
+processes' load shows up as latency (every answer waits longer for the event loop).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ LATENCY_S = 0.2
 CONCURRENCY = 32
 LIMIT_PER_S = 160.0
 CALLS = 960  # about 6 s at the limit
+RUNS = 3  # the median run is the figure: the machine is shared
 TARGET = 0.90
 HAS_TARGETS = True
 
@@ -80,13 +82,15 @@ def main() -> None:
     try:
         port = ports.get(timeout=30)
         with tempfile.TemporaryDirectory() as tmp:
-            rate, ok, cpu_ms = asyncio.run(_run(f"http://127.0.0.1:{port}/v1", Path(tmp)))
+            runs = sorted(asyncio.run(_run(f"http://127.0.0.1:{port}/v1", Path(tmp))) for _ in range(RUNS))
     finally:
         stop.set()
         server.join(timeout=10)
+    print("judge runs (achieved/limit): " + ", ".join(f"{r / LIMIT_PER_S:.3f}" for r, _, _ in runs))
+    rate, ok, cpu_ms = runs[len(runs) // 2]
     load = machine_note()
     print(
-        f"judge throughput: {rate:.1f} calls/s of a {LIMIT_PER_S:.0f} calls/s limit "
+        f"judge throughput (median of {RUNS}): {rate:.1f} calls/s of a {LIMIT_PER_S:.0f} calls/s limit "
         f"(achieved/limit {rate / LIMIT_PER_S:.2f}; target >= {TARGET:.2f}) "
         f"[{ok}/{CALLS} ok, judge latency {LATENCY_S * 1000:.0f} ms, concurrency {CONCURRENCY}, "
         f"client CPU {cpu_ms:.2f} ms per call, {load}]"
@@ -96,7 +100,7 @@ def main() -> None:
         rate / LIMIT_PER_S,
         target=TARGET,
         unit="of limit",
-        note=f"client CPU {cpu_ms:.2f} ms/call; {load}",
+        note=f"median of {RUNS}; client CPU {cpu_ms:.2f} ms/call; {load}",
     )
 
 
