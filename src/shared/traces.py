@@ -533,8 +533,7 @@ class TraceCollection(Sequence[Trace]):
 
         Safe to call from a notebook (where an event loop is already running).
         """
-        import asyncio
-        import concurrent.futures
+        from shared.process import run_sync
 
         coroutine = cls.afrom_langfuse(
             settings,
@@ -545,12 +544,7 @@ class TraceCollection(Sequence[Trace]):
             limit=limit,
             **filters,
         )
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coroutine)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, coroutine).result()
+        return run_sync(coroutine)
 
     @classmethod
     async def afrom_langfuse(

@@ -6,8 +6,6 @@ with plain data. Read `run_async` top to bottom to follow a run.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
@@ -43,6 +41,7 @@ from shared.monitoring.sinks.retention import prune_runs
 from shared.monitoring.sources.base import DataSource, InvalidRecord, build_source
 from shared.monitoring.summary import Counts, Estimate, MetricEstimate, RunStatus, RunSummary
 from shared.monitoring.window import resolve_window
+from shared.process import run_sync
 from shared.registry import import_dotted
 from shared.reporting import ReportCollector, local_baseline, write_run_report
 from shared.settings import Settings, load_settings
@@ -121,12 +120,7 @@ class OnlineMonitor:
     # ------------------------------------------------------------------------------------
     def run(self, **kwargs: Any) -> RunSummary:
         """Synchronous `run_async`; also works inside a running event loop (Jupyter)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.run_async(**kwargs))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self.run_async(**kwargs)).result()
+        return run_sync(self.run_async(**kwargs))
 
     async def run_async(
         self,
