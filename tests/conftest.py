@@ -22,6 +22,13 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_report_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts cost ~0.4 s per run and only the report tests look at them (tests/reporting, the Slack
+    report) set EVALMON_REPORT_CHARTS=1 again."""
+    monkeypatch.setenv("EVALMON_REPORT_CHARTS", "0")
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeLangfuse]:
     """A loopback Langfuse that follows the published API (tests/fakes/langfuse_server.py)."""

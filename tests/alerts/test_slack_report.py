@@ -58,6 +58,7 @@ def slack_env(slack_server: SlackServer, monkeypatch: pytest.MonkeyPatch) -> Sla
 def test_a_run_posts_its_report_with_the_alert_and_the_chart_in_the_thread(
     tmp_path: Path, slack_env: SlackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("EVALMON_REPORT_CHARTS", "1")  # the chart is part of what this test checks
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
     monkeypatch.setenv("GITHUB_REPOSITORY", "team/evals")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")

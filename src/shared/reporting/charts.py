@@ -8,6 +8,7 @@ grid of histograms, which took seconds to lay out.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,10 @@ BINS = 20
 
 
 def available() -> bool:
-    """Charts are a bonus: without matplotlib the tables still carry every number."""
+    """Charts are a bonus: without matplotlib, or with EVALMON_REPORT_CHARTS=0 (a host where nobody
+    opens report.html, a test suite), the tables still carry every number."""
+    if os.environ.get("EVALMON_REPORT_CHARTS", "1").strip().lower() in ("0", "false", "no"):
+        return False
     try:
         import matplotlib  # noqa: F401
     except ImportError:
