@@ -17,9 +17,10 @@ one small warm-up run first (imports, connection pools), so the figures are stea
 evalmon's client CPU is printed with and without the run report (report.md/html with charts: a
 fixed cost per run, not per trace).
 
-Sizes: BENCH_LANGFUSE_TRACES (2000; `BENCH_LANGFUSE_TRACES=10000` for the issue's figures),
+Sizes: BENCH_LANGFUSE_TRACES (10000, the issue's size; 2000 for a quick look; the SDK side at 150 ms
+takes about two minutes),
 BENCH_LANGFUSE_CONCURRENCY (32), BENCH_LANGFUSE_LATENCIES_MS ("0,150"), BENCH_LANGFUSE_SCORES (10000),
-BENCH_LANGFUSE_RSS_SIZES ("1250,5000,20000"; the issue's: "2500,10000,50000"; all above evaluation.chunk_size).
+BENCH_LANGFUSE_RSS_SIZES ("2500,10000,50000", the issue's; all above evaluation.chunk_size).
 BENCH_LANGFUSE_PROFILE=1 prints where evalmon's client CPU goes (cProfile, 0 ms run).
 """
 
@@ -390,10 +391,10 @@ def profile_evalmon(settings: Settings, workdir: Path, n: int, concurrency: int)
 
 
 def main() -> None:
-    n = int(os.environ.get("BENCH_LANGFUSE_TRACES", "2000"))
+    n = int(os.environ.get("BENCH_LANGFUSE_TRACES", "10000"))
     concurrency = int(os.environ.get("BENCH_LANGFUSE_CONCURRENCY", "32"))
     n_scores = int(os.environ.get("BENCH_LANGFUSE_SCORES", "10000"))
-    rss_sizes = [int(v) for v in os.environ.get("BENCH_LANGFUSE_RSS_SIZES", "1250,5000,20000").split(",") if v.strip()]
+    rss_sizes = [int(v) for v in os.environ.get("BENCH_LANGFUSE_RSS_SIZES", "2500,10000,50000").split(",") if v.strip()]
     report = ReportClock()
     with FakeLangfuseProcess() as fake, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
