@@ -17,6 +17,7 @@ def test_offline_analysis_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None
         pytest.fail(f"bundled sample missing: {sample}")
     monkeypatch.setenv("EVALMON_NOTEBOOK_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("EVALMON_REPORT_CHARTS", "1")  # the notebook shows the report's charts
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(ROOT)
     nb = nbformat.read(NOTEBOOK, as_version=4)
