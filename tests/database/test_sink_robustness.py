@@ -14,7 +14,9 @@ from pydantic import SecretStr
 
 from shared.database.sink import PostgresSink
 from shared.errors import ConfigError, SinkError
+from shared.evaluation.results import EvaluationResult
 from shared.monitoring.publishing import PublishOutcome, publish_results
+from shared.monitoring.run_context import RunContext
 from shared.settings import Settings
 
 from .helpers import item, results, row, run_context
@@ -29,6 +31,20 @@ def _check(settings: Settings) -> None:
             await sink.aclose()
 
     asyncio.run(go())
+
+
+def _publish(settings: Settings, run: RunContext, res: EvaluationResult) -> PublishOutcome:
+    """Publish `res` through a checked Postgres sink, as a run does."""
+
+    async def go() -> PublishOutcome:
+        sink = PostgresSink(settings)
+        try:
+            await sink.check(run)
+            return await publish_results(run, res, [sink])
+        finally:
+            await sink.aclose()
+
+    return asyncio.run(go())
 
 
 def _with(url: str, *, user: str | None = None, database: str | None = None) -> Settings:
@@ -58,15 +74,7 @@ def test_a_poisoned_run_is_stored_whole_with_the_text_repaired(migrated: Setting
     bad = item("bad", actual_output="odd \ud800 answer", metadata={"k": "v\x00"})
     res = results(row(bad, "m1", explanation="why \udfff"), row(item("good")))
 
-    async def go() -> PublishOutcome:
-        sink = PostgresSink(migrated)
-        try:
-            await sink.check(run)
-            return await publish_results(run, res, [sink])
-        finally:
-            await sink.aclose()
-
-    outcome = asyncio.run(go())
+    outcome = _publish(migrated, run, res)
     assert outcome.errors == [] and outcome.repaired_text == 3
     assert sorted(outcome.recordable) == [("bad", "m1"), ("good", "m1")]
     assert migrated.database_url is not None
@@ -83,16 +91,8 @@ def test_a_row_postgres_refuses_fails_alone_and_the_rest_is_stored(migrated: Set
     good = [item(f"good-{i}") for i in range(12)]
     res = results(*(row(it, metric) for it in [*good[:5], item(huge_id), *good[5:]] for metric in ("m1", "m2")))
 
-    async def go() -> PublishOutcome:
-        sink = PostgresSink(migrated)
-        try:
-            await sink.check(run)
-            return await publish_results(run, res, [sink])
-        finally:
-            await sink.aclose()
-
     started = time.monotonic()
-    outcome = asyncio.run(go())
+    outcome = _publish(migrated, run, res)
     assert time.monotonic() - started < 20
     assert len(outcome.errors) == 1 and "2 row(s) refused" in outcome.errors[0]
     assert sorted(outcome.recordable) == sorted((it.id, m) for it in good for m in ("m1", "m2"))
@@ -108,15 +108,7 @@ def test_an_absurd_token_count_is_stored_capped_not_wrapped(migrated: Settings) 
     run = run_context(migrated)
     res = results(row(item("tokens"), input_tokens=2**40, output_tokens=7))
 
-    async def go() -> PublishOutcome:
-        sink = PostgresSink(migrated)
-        try:
-            await sink.check(run)
-            return await publish_results(run, res, [sink])
-        finally:
-            await sink.aclose()
-
-    assert asyncio.run(go()).errors == []
+    assert _publish(migrated, run, res).errors == []
     assert migrated.database_url is not None
     with psycopg.connect(migrated.database_url.get_secret_value()) as conn:
         conn.execute(f'SET search_path TO "{migrated.evalmon_db_schema}"')
