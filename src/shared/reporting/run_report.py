@@ -108,7 +108,7 @@ def trace_link(base_url: str | None, trace_id: str | None) -> str | None:
 
 
 # -- markdown ----------------------------------------------------------------------------------
-def _fmt(value: float | None, stat: str) -> str:
+def format_value(value: float | None, stat: str) -> str:
     if value is None:
         return "-"
     return f"{value:.1%}" if stat == "pass rate" else f"{value:.4g}"
@@ -118,7 +118,7 @@ def _direction_label(direction: str) -> str:
     return "higher is better" if direction == "higher_is_better" else "lower is better"
 
 
-def _delta_text(line: MetricLine) -> str:
+def delta_text(line: MetricLine) -> str:
     """Change against the baseline, marked when it moved the bad way (a pass rate is bad going down)."""
     delta = line.delta
     if delta is None or line.baseline is None:
@@ -130,7 +130,7 @@ def _delta_text(line: MetricLine) -> str:
     amount = f"{abs(shown):.1f} pts" if line.stat == "pass rate" else f"{abs(shown):.4g}"
     sign = "-" if shown < 0 else "+"
     marker = " (worse)" if worse else ""
-    return f"{sign}{amount}{marker} vs {_fmt(line.baseline.value, line.stat)} over {line.baseline.runs} runs"
+    return f"{sign}{amount}{marker} vs {format_value(line.baseline.value, line.stat)} over {line.baseline.runs} runs"
 
 
 def render_markdown(summary: Mapping[str, Any], lines: Sequence[MetricLine], *, langfuse_url: str | None) -> str:
@@ -154,11 +154,15 @@ def render_markdown(summary: Mapping[str, Any], lines: Sequence[MetricLine], *, 
             "|---|---|---:|---:|---|---:|---:|---|",
         ]
         for line in lines:
-            interval = f"{_fmt(line.low, line.stat)} - {_fmt(line.high, line.stat)}" if line.low is not None else "-"
+            interval = (
+                f"{format_value(line.low, line.stat)} - {format_value(line.high, line.stat)}"
+                if line.low is not None
+                else "-"
+            )
             out.append(
                 f"| {line.name} | {_direction_label(line.direction)} | {line.n} | "
-                f"{line.stat} {_fmt(line.value, line.stat)} | {interval} | {line.errors} | {line.skipped} | "
-                f"{_delta_text(line)} |"
+                f"{line.stat} {format_value(line.value, line.stat)} | {interval} | {line.errors} | {line.skipped} | "
+                f"{delta_text(line)} |"
             )
         out.append("")
     else:
@@ -224,12 +228,16 @@ def render_html(
             "<th>95% interval</th><th>errors</th><th>skipped</th><th>change</th></tr>"
         )
         for line in lines:
-            interval = f"{_fmt(line.low, line.stat)} - {_fmt(line.high, line.stat)}" if line.low is not None else "-"
+            interval = (
+                f"{format_value(line.low, line.stat)} - {format_value(line.high, line.stat)}"
+                if line.low is not None
+                else "-"
+            )
             parts.append(
                 f"<tr><td>{_h(line.name)}</td><td>{_direction_label(line.direction)}</td>"
-                f"<td class='num'>{line.n}</td><td class='num'>{line.stat} {_fmt(line.value, line.stat)}</td>"
+                f"<td class='num'>{line.n}</td><td class='num'>{line.stat} {format_value(line.value, line.stat)}</td>"
                 f"<td>{interval}</td><td class='num'>{line.errors}</td><td class='num'>{line.skipped}</td>"
-                f"<td>{_h(_delta_text(line))}</td></tr>"
+                f"<td>{_h(delta_text(line))}</td></tr>"
             )
         parts.append("</table>")
         drawn = report_charts(lines, collector)

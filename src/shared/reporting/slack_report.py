@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.evaluation.results import MetricSummary
 from shared.reporting.collector import ReportCollector
-from shared.reporting.run_report import MetricLine, _delta_text, _fmt, report_charts
+from shared.reporting.run_report import MetricLine, delta_text, format_value, report_charts
 from shared.reporting.stats import RunningMoments, wilson_interval
 from shared.slack.mrkdwn import code, escape
 from shared.slack.service import SlackService
@@ -162,12 +162,14 @@ def metric_table(lines: Sequence[MetricLine]) -> str:
     """The per-metric table as a code block: name, n, value, 95% interval, change, errors."""
     rows = [f"{'metric':<{NAME_WIDTH}} {'n':>6}  {'value':<16} {'95% interval':<17} change"]
     for line in lines:
-        value = f"{'pass' if line.stat == 'pass rate' else 'mean'} {_fmt(line.value, line.stat)}"
-        interval = f"{_fmt(line.low, line.stat)}-{_fmt(line.high, line.stat)}" if line.low is not None else "-"
+        value = f"{'pass' if line.stat == 'pass rate' else 'mean'} {format_value(line.value, line.stat)}"
+        interval = (
+            f"{format_value(line.low, line.stat)}-{format_value(line.high, line.stat)}" if line.low is not None else "-"
+        )
         arrow = "↑" if line.direction == "higher_is_better" else "↓"
         name = (line.name if len(line.name) <= NAME_WIDTH - 2 else line.name[: NAME_WIDTH - 3] + "…") + f" {arrow}"
         errors = f", {line.errors} errors" if line.errors else ""
-        rows.append(f"{name:<{NAME_WIDTH}} {line.n:>6}  {value:<16} {interval:<17} {_delta_text(line)}{errors}")
+        rows.append(f"{name:<{NAME_WIDTH}} {line.n:>6}  {value:<16} {interval:<17} {delta_text(line)}{errors}")
     body = "\n".join(rows)
     if len(body) > SECTION_LIMIT - 8:
         body = body[: SECTION_LIMIT - 9] + "…"
